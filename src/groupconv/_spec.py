@@ -1,0 +1,365 @@
+"""``ConvSpec``: the one place where a convolution call is checked and normalised.
+
+Public functions build a spec with :func:`conv_spec` (or
+:func:`separable_spec`); the dispatcher and the kernels trust it completely.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from ._validate import (
+    PADDING_MODES,
+    as_int,
+    as_positive_ints,
+    compute_dtype,
+    normalize_layout,
+    resolve_padding,
+)
+
+__all__ = ["ConvSpec", "SeparableSpec", "conv_spec", "separable_spec", "output_spatial"]
+
+ALGORITHMS = ("auto", "direct")
+DEVICES = (None, "cpu", "cuda")
+
+# Largest element count of any array we are asked to allocate: keeps byte
+# sizes and flat indices inside int64 with room to spare.
+_MAX_ELEMENTS = 2**62
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvSpec:
+    """A validated convolution call. Arrays are batched and in the compute dtype.
+
+    ``x`` keeps the caller's layout (it is never copied here); ``weight`` is
+    ``(C_out, C_in // groups, *k)``; ``bias`` is ``(C_out,)`` or ``None``.
+    """
+
+    x: np.ndarray | None
+    weight: np.ndarray
+    bias: np.ndarray | None
+    rank: int
+    layout: str
+    batched: bool
+    groups: int
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    padding_mode: str
+    in_spatial: tuple[int, ...]
+    out_spatial: tuple[int, ...]
+    batch: int
+    c_in: int
+    c_out: int
+    dtype: np.dtype
+    result_dtype: np.dtype
+    out: np.ndarray | None
+    algorithm: str
+    device: str
+
+    @property
+    def kernel_size(self) -> tuple[int, ...]:
+        return tuple(self.weight.shape[2:])
+
+    @property
+    def is_depthwise(self) -> bool:
+        return self.groups == self.c_in and self.weight.shape[1] == 1
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of the result as the caller sees it (unbatched if ``x`` was)."""
+        shape = _layout_shape(self.batch, self.c_out, self.out_spatial, self.layout)
+        return shape if self.batched else shape[1:]
+
+
+@dataclasses.dataclass(frozen=True)
+class SeparableSpec:
+    """A depthwise step, then a 1x1 pointwise step whose input is the depthwise result."""
+
+    depthwise: ConvSpec
+    pointwise: ConvSpec
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.pointwise.output_shape
+
+
+def _layout_shape(batch, channels, spatial, layout):
+    if layout == "channels_first":
+        return (batch, channels, *spatial)
+    return (batch, *spatial, channels)
+
+
+def output_spatial(in_spatial, kernel_size, stride, padding, dilation):
+    """Output spatial sizes, raising ValueError when the kernel does not fit."""
+    sizes = []
+    for dim, (length, k, s, (lo, hi), d) in enumerate(
+        zip(in_spatial, kernel_size, stride, padding, dilation)
+    ):
+        padded = length + lo + hi
+        extent = d * (k - 1) + 1
+        if padded < extent:
+            raise ValueError(
+                f"kernel extent {extent} (kernel size {k}, dilation {d}) is larger than "
+                f"the padded input ({length} + padding {lo}+{hi} = {padded}) along spatial "
+                f"dim {dim}; use more padding, a smaller kernel or a larger input"
+            )
+        sizes.append((padded - extent) // s + 1)
+    return tuple(sizes)
+
+
+def _as_array(value, name):
+    if hasattr(value, "__cuda_array_interface__"):
+        raise NotImplementedError(
+            f"{name} is a CUDA array; the GPU kernels are not available in this "
+            f"version of groupconv: copy it to the host (e.g. with .get() or .cpu())"
+        )
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(
+            f"{name} has dtype {arr.dtype}, which groupconv cannot convolve; "
+            f"expected a numeric array (float, complex, integer or bool)"
+        )
+    return arr
+
+
+def _check_size(shape, name):
+    if math.prod(shape) > _MAX_ELEMENTS:
+        raise ValueError(
+            f"{name} of shape {tuple(shape)} has {math.prod(shape)} elements, more than "
+            f"the {_MAX_ELEMENTS} that can be addressed; use smaller inputs"
+        )
+
+
+def _check_algorithm_device(algorithm, device):
+    if algorithm not in ALGORITHMS:
+        raise ValueError(
+            f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; "
+            f"got algorithm={algorithm!r}"
+        )
+    if device not in DEVICES:
+        raise ValueError(
+            f"device must be None, 'cpu' or 'cuda'; got device={device!r}"
+        )
+    if device == "cuda":
+        raise NotImplementedError(
+            "device='cuda': the GPU kernels are not available in this version of groupconv"
+        )
+    return "cpu"
+
+
+def _check_padding_mode(padding_mode, padding, in_spatial):
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(
+            f"padding_mode must be one of {', '.join(map(repr, PADDING_MODES))}; "
+            f"got padding_mode={padding_mode!r}"
+        )
+    for dim, (length, pair) in enumerate(zip(in_spatial, padding)):
+        widest = max(pair)
+        if padding_mode == "reflect" and widest >= length and widest > 0:
+            raise ValueError(
+                f"padding_mode='reflect' needs padding < input size, but spatial dim {dim} "
+                f"has size {length} and padding {pair}; use 'symmetric' or 'replicate', "
+                f"or pad less"
+            )
+        if padding_mode in ("circular", "symmetric") and widest > length:
+            raise ValueError(
+                f"padding_mode={padding_mode!r} needs padding <= input size, but spatial "
+                f"dim {dim} has size {length} and padding {pair}; pad less"
+            )
+
+
+def _check_out(out, shape, dtype, inputs):
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out must have shape {tuple(shape)}, got out.shape={out.shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"out must have dtype {dtype}, got out.dtype={out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only; pass a writeable array")
+    for name, arr in inputs:
+        if arr is None or arr.size == 0 or out.size == 0:
+            continue
+        try:
+            overlap = np.shares_memory(out, arr, max_work=100_000)
+        except np.exceptions.TooHardError:
+            overlap = True
+        if overlap:
+            raise ValueError(
+                f"out overlaps the memory of {name}; pass a separate output array"
+            )
+    return out
+
+
+def conv_spec(
+    x,
+    weight,
+    bias=None,
+    *,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    padding_mode="zeros",
+    layout="channels_first",
+    out=None,
+    algorithm="auto",
+    device=None,
+) -> ConvSpec:
+    """Check and normalise the arguments of :func:`groupconv.conv`."""
+    device = _check_algorithm_device(algorithm, device)
+    x = _as_array(x, "x")
+    weight = _as_array(weight, "weight")
+    bias = None if bias is None else _as_array(bias, "bias")
+
+    rank = weight.ndim - 2
+    if rank not in (1, 2, 3):
+        raise ValueError(
+            f"weight must have shape (C_out, C_in // groups, *kernel) with 1, 2 or 3 "
+            f"spatial dims (ndim 3, 4 or 5), got weight.shape={weight.shape}"
+        )
+    layout = normalize_layout(layout, rank)
+    if x.ndim == rank + 2:
+        batched = True
+    elif x.ndim == rank + 1:
+        batched = False
+        x = x[np.newaxis]
+    else:
+        raise ValueError(
+            f"x must have {rank + 2} dims (batched) or {rank + 1} (unbatched) to match a "
+            f"{rank}-D weight of shape {weight.shape}; got x.shape={x.shape}"
+        )
+    if layout == "channels_first":
+        batch, c_in, in_spatial = x.shape[0], x.shape[1], x.shape[2:]
+    else:
+        batch, c_in, in_spatial = x.shape[0], x.shape[-1], x.shape[1:-1]
+
+    # groups=None is the depthwise helpers' way of saying groups = C_in.
+    groups = c_in if groups is None else as_int(groups, "groups", minimum=1)
+    c_out, c_group = weight.shape[0], weight.shape[1]
+    if c_in % groups:
+        raise ValueError(f"groups={groups} does not divide C_in={c_in}")
+    if c_out < 1 or c_out % groups:
+        raise ValueError(
+            f"groups={groups} does not divide C_out={c_out} (weight.shape[0]); "
+            f"C_out must be a positive multiple of groups"
+        )
+    if c_group != c_in // groups:
+        raise ValueError(
+            f"weight.shape[1] must be C_in // groups = {c_in} // {groups} = "
+            f"{c_in // groups}, got weight.shape={weight.shape}"
+        )
+    if min(weight.shape[2:]) < 1:
+        raise ValueError(f"kernel sizes must be >= 1, got weight.shape={weight.shape}")
+    if bias is not None and bias.shape != (c_out,):
+        raise ValueError(f"bias must have shape ({c_out},) (C_out), got bias.shape={bias.shape}")
+
+    stride = as_positive_ints(stride, "stride", rank)
+    dilation = as_positive_ints(dilation, "dilation", rank)
+    pads = resolve_padding(padding, in_spatial, weight.shape[2:], stride, dilation)
+    _check_padding_mode(padding_mode, pads, in_spatial)
+    _check_size([s + lo + hi for s, (lo, hi) in zip(in_spatial, pads)] + [batch, c_in],
+                "the padded input")
+    out_spatial = output_spatial(in_spatial, weight.shape[2:], stride, pads, dilation)
+    full_shape = _layout_shape(batch, c_out, out_spatial, layout)
+    _check_size(full_shape, "the output")
+
+    dtypes = [x.dtype, weight.dtype] + ([] if bias is None else [bias.dtype])
+    dtype, result_dtype = compute_dtype(*dtypes)
+    out_shape = full_shape if batched else full_shape[1:]
+    out = _check_out(out, out_shape, result_dtype, [("x", x), ("weight", weight), ("bias", bias)])
+
+    return ConvSpec(
+        x=x.astype(dtype, copy=False),
+        weight=weight.astype(dtype, copy=False),
+        bias=None if bias is None else bias.astype(dtype, copy=False),
+        rank=rank,
+        layout=layout,
+        batched=batched,
+        groups=groups,
+        stride=stride,
+        dilation=dilation,
+        padding=pads,
+        padding_mode=padding_mode,
+        in_spatial=tuple(in_spatial),
+        out_spatial=out_spatial,
+        batch=batch,
+        c_in=c_in,
+        c_out=c_out,
+        dtype=dtype,
+        result_dtype=result_dtype,
+        out=out,
+        algorithm=algorithm,
+        device=device,
+    )
+
+
+def separable_spec(
+    x,
+    depthwise_weight,
+    pointwise_weight,
+    bias=None,
+    *,
+    stride=1,
+    padding=0,
+    dilation=1,
+    padding_mode="zeros",
+    layout="channels_first",
+    out=None,
+    algorithm="auto",
+    device=None,
+) -> SeparableSpec:
+    """Check and normalise the arguments of :func:`groupconv.separable_conv`."""
+    x = _as_array(x, "x")
+    depthwise_weight = _as_array(depthwise_weight, "depthwise_weight")
+    pointwise_weight = _as_array(pointwise_weight, "pointwise_weight")
+    bias = None if bias is None else _as_array(bias, "bias")
+    dtypes = [a.dtype for a in (x, depthwise_weight, pointwise_weight, bias) if a is not None]
+    dtype, result_dtype = compute_dtype(*dtypes)
+    try:
+        dw = conv_spec(
+            x, depthwise_weight.astype(dtype, copy=False), None, stride=stride,
+            padding=padding, dilation=dilation, groups=None, padding_mode=padding_mode,
+            layout=layout, algorithm=algorithm, device=device,
+        )
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("weight", "depthwise_weight")) from None
+    c_mid, pw_shape = dw.c_out, pointwise_weight.shape
+    if not (
+        pointwise_weight.ndim in (2, dw.rank + 2)
+        and pw_shape[1:2] == (c_mid,)
+        and all(k == 1 for k in pw_shape[2:])
+    ):
+        ones = ", 1" * dw.rank
+        raise ValueError(
+            f"pointwise_weight must have shape (C_out, {c_mid}) or (C_out, {c_mid}{ones}) "
+            f"where {c_mid} = C_in * multiplier, got pointwise_weight.shape={pw_shape}"
+        )
+    pointwise_weight = pointwise_weight.reshape(pw_shape[:2] + (1,) * dw.rank)
+    # The pointwise input is the depthwise result, which does not exist yet:
+    # describe it by a zero-stride placeholder of the right shape and dtype.
+    mid_shape = _layout_shape(dw.batch, c_mid, dw.out_spatial, dw.layout)
+    placeholder = np.lib.stride_tricks.as_strided(
+        np.zeros(1, dtype=dtype), shape=mid_shape, strides=(0,) * len(mid_shape)
+    )
+    pw = conv_spec(
+        placeholder if dw.batched else placeholder[0],
+        pointwise_weight.astype(dtype, copy=False),
+        None if bias is None else bias.astype(dtype, copy=False),
+        layout=dw.layout, algorithm=algorithm, device=device,
+    )
+    out = _check_out(
+        out, pw.output_shape, result_dtype,
+        [("x", x), ("depthwise_weight", depthwise_weight),
+         ("pointwise_weight", pointwise_weight), ("bias", bias)],
+    )
+    return SeparableSpec(
+        depthwise=dw,
+        pointwise=dataclasses.replace(pw, x=None, result_dtype=result_dtype, out=out),
+    )

@@ -1,0 +1,1 @@
+"""CPU kernel families (Numba ``@njit(parallel=True)``), one module per family."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._spec import ConvSpec, conv_spec
+from ._spec import ConvSpec, check_size, conv_spec
 from ._validate import as_int
 
 __all__ = ["conv_output_shape", "spec_from_shapes"]
@@ -16,6 +16,7 @@ def _placeholder(shape, name, dtype):
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
         raise TypeError(f"{name} must be a tuple of ints, got {shape!r}")
     shape = tuple(as_int(s, f"{name}[{i}]", minimum=0) for i, s in enumerate(shape))
+    check_size(shape, name, np.dtype(dtype).itemsize)
     # Zero strides: a full-size view of one element, so no memory is used.
     return np.lib.stride_tricks.as_strided(
         np.zeros(1, dtype=dtype), shape=shape, strides=(0,) * len(shape)

@@ -25,9 +25,8 @@ __all__ = ["ConvSpec", "SeparableSpec", "conv_spec", "separable_spec", "output_s
 ALGORITHMS = ("auto", "direct")
 DEVICES = (None, "cpu", "cuda")
 
-# Largest element count of any array we are asked to allocate: keeps byte
-# sizes and flat indices inside int64 with room to spare.
-_MAX_ELEMENTS = 2**62
+# Largest byte size of any array: what NumPy can describe and int64 can index.
+_MAX_BYTES = np.iinfo(np.intp).max
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,11 +125,14 @@ def _as_array(value, name):
     return arr
 
 
-def _check_size(shape, name):
-    if math.prod(shape) > _MAX_ELEMENTS:
+def check_size(shape, name, itemsize=16):
+    """Refuse shapes whose byte size cannot be addressed, before anything is allocated."""
+    elements = math.prod(shape)
+    if elements * itemsize > _MAX_BYTES:
         raise ValueError(
-            f"{name} of shape {tuple(shape)} has {math.prod(shape)} elements, more than "
-            f"the {_MAX_ELEMENTS} that can be addressed; use smaller inputs"
+            f"{name} of shape {tuple(shape)} has {elements} elements, more than the "
+            f"{_MAX_BYTES // itemsize} of {itemsize} bytes that can be addressed; "
+            f"use smaller inputs"
         )
 
 
@@ -264,11 +266,11 @@ def conv_spec(
     dilation = as_positive_ints(dilation, "dilation", rank)
     pads = resolve_padding(padding, in_spatial, weight.shape[2:], stride, dilation)
     _check_padding_mode(padding_mode, pads, in_spatial)
-    _check_size([s + lo + hi for s, (lo, hi) in zip(in_spatial, pads)] + [batch, c_in],
+    check_size([s + lo + hi for s, (lo, hi) in zip(in_spatial, pads)] + [batch, c_in],
                 "the padded input")
     out_spatial = output_spatial(in_spatial, weight.shape[2:], stride, pads, dilation)
     full_shape = _layout_shape(batch, c_out, out_spatial, layout)
-    _check_size(full_shape, "the output")
+    check_size(full_shape, "the output")
 
     dtypes = [x.dtype, weight.dtype] + ([] if bias is None else [bias.dtype])
     dtype, result_dtype = compute_dtype(*dtypes)

@@ -1,0 +1,242 @@
+"""groupconv.conv / depthwise_conv / separable_conv against groupconv.reference."""
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import assert_matches_reference, random_array
+
+import groupconv
+from groupconv import reference
+
+LAYOUTS = ["channels_first", "channels_last"]
+MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
+
+
+def make_input(rng, n, c, spatial, layout, dtype=np.float64):
+    shape = (n, c, *spatial) if layout == "channels_first" else (n, *spatial, c)
+    return random_array(rng, shape, dtype)
+
+
+# (C_in, C_out, groups): dense, few groups, grouped, depthwise, depthwise with multiplier
+CHANNELS = [(3, 4, 1), (4, 6, 2), (8, 8, 4), (6, 6, 6), (3, 6, 3), (4, 2, 2)]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("c_in,c_out,groups", CHANNELS)
+def test_grid_against_reference(rng, layout, rank, c_in, c_out, groups):
+    spatial = (9, 7, 5)[-rank:] if rank > 1 else (11,)
+    x = make_input(rng, 2, c_in, spatial, layout)
+    for stride, dilation, padding in [(1, 1, 1), (2, 1, "same"), (1, 2, "full"), (3, 1, 0)]:
+        w = rng.standard_normal((c_out, c_in // groups) + (3,) * rank)
+        b = rng.standard_normal(c_out)
+        got = groupconv.conv(x, w, b, stride=stride, dilation=dilation, padding=padding,
+                             groups=groups, layout=layout)
+        want = reference.conv(x, w, b, stride=stride, dilation=dilation, padding=padding,
+                              groups=groups, layout=layout)
+        assert_matches_reference(got, want)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("padding", [1, [(2, 0), (0, 1)], "same", "same_lower", "causal"])
+def test_padding_modes_2d(rng, layout, mode, padding):
+    x = make_input(rng, 2, 4, (6, 5), layout)
+    w = rng.standard_normal((4, 2, 3, 2))
+    got = groupconv.conv(x, w, groups=2, padding=padding, padding_mode=mode, layout=layout)
+    want = reference.conv(x, w, groups=2, padding=padding, padding_mode=mode, layout=layout)
+    assert_matches_reference(got, want)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_asymmetric_stride_dilation_kernel(rng, layout):
+    x = make_input(rng, 1, 6, (10, 9, 8), layout)
+    w = rng.standard_normal((9, 2, 3, 1, 2))
+    kw = dict(stride=(1, 2, 3), dilation=(2, 1, 3), padding=[(1, 2), (0, 0), (3, 1)],
+              groups=3, layout=layout)
+    assert_matches_reference(groupconv.conv(x, w, **kw), reference.conv(x, w, **kw))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("multiplier", [1, 3])
+def test_depthwise_multiplier_order(rng, layout, multiplier):
+    c = 5
+    x = make_input(rng, 2, c, (7, 7), layout)
+    w = rng.standard_normal((c * multiplier, 1, 3, 3))
+    got = groupconv.depthwise_conv(x, w, padding="same", layout=layout)
+    # Channel c*M + q must come from input channel c alone.
+    for ch, q in itertools.product(range(c), range(multiplier)):
+        xc = x[:, ch:ch + 1] if layout == "channels_first" else x[..., ch:ch + 1]
+        want = reference.conv(xc, w[ch * multiplier + q][None], padding="same", layout=layout)
+        o = ch * multiplier + q
+        part = got[:, o:o + 1] if layout == "channels_first" else got[..., o:o + 1]
+        assert_matches_reference(part, want)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("pointwise_ndim", [2, 4])
+def test_separable_against_reference(rng, layout, pointwise_ndim):
+    x = make_input(rng, 2, 3, (8, 7), layout)
+    dw = rng.standard_normal((6, 1, 3, 3))
+    pw = rng.standard_normal((5, 6) + (1, 1) * (pointwise_ndim == 4))
+    b = rng.standard_normal(5)
+    kw = dict(stride=2, padding="same", padding_mode="reflect", layout=layout)
+    got = groupconv.separable_conv(x, dw, pw, b, **kw)
+    assert_matches_reference(got, reference.separable_conv(x, dw, pw, b, **kw))
+
+
+@pytest.mark.parametrize("layout", ["NCW", "NWC", "NCHW", "NHWC", "NCDHW", "NDHWC"])
+def test_layout_aliases(rng, layout):
+    rank = len(layout) - 2
+    canonical = "channels_first" if layout[1] == "C" else "channels_last"
+    x = make_input(rng, 1, 2, (5,) * rank, canonical)
+    w = rng.standard_normal((2, 1) + (2,) * rank)
+    got = groupconv.conv(x, w, groups=2, layout=layout)
+    assert_matches_reference(got, reference.conv(x, w, groups=2, layout=canonical))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_unbatched_input(rng, layout, rank):
+    x = make_input(rng, 1, 4, (5,) * rank, layout)
+    w = rng.standard_normal((2, 2) + (3,) * rank)
+    got = groupconv.conv(x[0], w, groups=2, padding=1, layout=layout)
+    want = reference.conv(x, w, groups=2, padding=1, layout=layout)[0]
+    assert got.shape == want.shape
+    assert_matches_reference(got, want)
+
+
+def test_zero_batch_gives_empty_result_of_right_shape(rng):
+    x = np.zeros((0, 4, 6, 6))
+    w = rng.standard_normal((8, 2, 3, 3))
+    y = groupconv.conv(x, w, groups=2, stride=2, padding="same")
+    assert y.shape == (0, 8, 3, 3)
+    assert y.dtype == np.float64
+
+
+def test_zero_batch_separable_channels_last(rng):
+    x = np.zeros((0, 6, 6, 3), dtype=np.float32)
+    y = groupconv.separable_conv(x, np.ones((3, 1, 3, 3)), np.ones((4, 3)), layout="NHWC")
+    assert y.shape == (0, 4, 4, 4)
+
+
+# ----------------------------------------------------------------------------- dtypes
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize(
+    "dtype,result",
+    [
+        ("float32", "float32"),
+        ("float64", "float64"),
+        ("complex64", "complex64"),
+        ("complex128", "complex128"),
+        ("float16", "float16"),
+        ("int32", "float64"),
+        ("uint8", "float64"),
+        ("bool", "float64"),
+    ],
+)
+def test_dtype_policy(rng, layout, dtype, result):
+    x = make_input(rng, 2, 4, (6, 6), layout, dtype)
+    w = random_array(rng, (4, 2, 3, 3), dtype)
+    got = groupconv.conv(x, w, groups=2, padding=1, layout=layout)
+    assert got.dtype == np.dtype(result)
+    scale = 2 * 3 * 3 * float(np.abs(x).max()) * float(np.abs(w).max())
+    want = reference.conv(x, w, groups=2, padding=1, layout=layout)
+    assert_matches_reference(got, want, scale=scale)
+
+
+def test_complex_is_not_conjugated():
+    x = np.array([[[1j, 2.0, 3.0]]])
+    w = np.array([[[1j, 1.0]]])
+    # by hand: [1j*1j + 2, 1j*2 + 3] = [1, 3 + 2j]
+    np.testing.assert_allclose(groupconv.conv(x, w), [[[1.0, 3.0 + 2.0j]]])
+
+
+def test_mixed_dtypes_follow_result_type(rng):
+    x = rng.standard_normal((1, 2, 5)).astype(np.float32)
+    w = rng.standard_normal((2, 1, 3))
+    assert groupconv.conv(x, w, groups=2).dtype == np.float64
+    assert groupconv.conv(x, w.astype(np.int8), groups=2).dtype == np.float32
+    assert groupconv.conv(x, w.astype(np.complex64), groups=2).dtype == np.complex64
+
+
+# ------------------------------------------------------------------ memory layouts, out=
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_non_contiguous_negative_stride_and_read_only_inputs(rng, layout):
+    base = make_input(rng, 2, 8, (12, 10), layout)
+    views = {
+        "slice": base[:, ::2] if layout == "channels_first" else base[..., ::2],
+        "reversed": base[:, :4, ::-1, ::-1] if layout == "channels_first" else base[:, ::-1, ::-1, :4],
+        "fortran": np.asfortranarray(base[:, :4] if layout == "channels_first" else base[..., :4]),
+    }
+    w = rng.standard_normal((4, 2, 3, 3))[:, :, ::-1]
+    for name, x in views.items():
+        x = x.copy() if name == "fortran" and not x.flags.f_contiguous else x
+        ro = x.view()
+        ro.flags.writeable = False
+        before = ro.copy()
+        got = groupconv.conv(ro, w, groups=2, padding=1, layout=layout)
+        assert_matches_reference(got, reference.conv(ro, w, groups=2, padding=1, layout=layout))
+        np.testing.assert_array_equal(ro, before)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_inputs_are_never_modified(rng, layout):
+    x = make_input(rng, 2, 4, (6, 6), layout)
+    w = rng.standard_normal((4, 1, 3, 3))
+    pw = rng.standard_normal((3, 4))
+    b = rng.standard_normal(3)
+    copies = [a.copy() for a in (x, w, pw, b)]
+    groupconv.separable_conv(x, w, pw, b, padding=2, padding_mode="reflect", layout=layout)
+    groupconv.conv(x, w, b[:1].repeat(4), groups=4, padding=1, padding_mode="circular",
+                   layout=layout)
+    for a, c in zip((x, w, pw, b), copies):
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_out_argument(rng, contiguous):
+    x = rng.standard_normal((2, 4, 6, 6))
+    w = rng.standard_normal((4, 2, 3, 3))
+    want = reference.conv(x, w, groups=2, padding=1)
+    if contiguous:
+        out = np.full(want.shape, np.nan)
+    else:
+        out = np.full(want.shape[::-1], np.nan).T
+    result = groupconv.conv(x, w, groups=2, padding=1, out=out)
+    assert result is out
+    assert_matches_reference(out, want)
+
+
+def test_out_float16_and_unbatched(rng):
+    x = rng.standard_normal((4, 6)).astype(np.float16)
+    w = rng.standard_normal((4, 1, 3)).astype(np.float16)
+    out = np.empty((4, 4), dtype=np.float16)
+    assert groupconv.depthwise_conv(x, w, out=out) is out
+    want = reference.depthwise_conv(x[None], w)[0]
+    assert_matches_reference(out, want, scale=3 * float(np.abs(x).max() * np.abs(w).max()))
+
+
+def test_separable_out(rng):
+    x = rng.standard_normal((1, 3, 6, 6))
+    out = np.empty((1, 2, 6, 6))
+    dw, pw = rng.standard_normal((3, 1, 3, 3)), rng.standard_normal((2, 3))
+    assert groupconv.separable_conv(x, dw, pw, padding=1, out=out) is out
+    assert_matches_reference(out, reference.separable_conv(x, dw, pw, padding=1))
+
+
+def test_array_likes_are_accepted():
+    y = groupconv.conv([[[1, 2, 3, 4]]], [[[1, 1]]], [0.5])
+    np.testing.assert_array_equal(y, [[[3.5, 5.5, 7.5]]])
+
+
+def test_large_kernel_and_prime_sizes(rng):
+    x = rng.standard_normal((1, 2, 13, 17))
+    w = rng.standard_normal((2, 1, 11, 7))
+    kw = dict(groups=2, padding="same", padding_mode="symmetric")
+    assert_matches_reference(groupconv.conv(x, w, **kw), reference.conv(x, w, **kw))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
+import numba
 import numpy as np
 
 from ._spec import ConvSpec, SeparableSpec
@@ -26,8 +28,29 @@ def _batched_shape(spec: ConvSpec) -> tuple[int, ...]:
     return shape if spec.batched else (1, *shape)
 
 
+# Numba's "workqueue" threading layer (used when neither OpenMP nor TBB is
+# available) aborts the process if two threads enter parallel code at once;
+# "omp" and "tbb" are thread safe. Until a parallel kernel has run, Numba
+# cannot say which layer it will load, so the first calls are serialised too.
+_THREAD_SAFE_LAYERS = ("omp", "tbb")
+_PARALLEL_LOCK = threading.Lock()
+
+
+def active_threading_layer() -> str | None:
+    """Numba's threading layer, or None before the first parallel kernel has run."""
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        return None
+
+
 def _compute(spec: ConvSpec, target: np.ndarray) -> None:
-    _CPU_ALGORITHMS[_choose_algorithm(spec)](spec, target)
+    kernel = _CPU_ALGORITHMS[_choose_algorithm(spec)]
+    if active_threading_layer() in _THREAD_SAFE_LAYERS:
+        kernel(spec, target)
+        return
+    with _PARALLEL_LOCK:
+        kernel(spec, target)
 
 
 def convolve(spec: ConvSpec) -> np.ndarray:

@@ -133,6 +133,9 @@ def _cuda_info(numba) -> dict[str, str]:
     if not available:
         info["cuda device"] = "no"
         return info
+    if simulated:
+        info["cuda device"] = "yes, simulated (kernels run in Python on the CPU)"
+        return info
     try:
         names = []
         for gpu in cuda.gpus:
@@ -142,7 +145,7 @@ def _cuda_info(numba) -> dict[str, str]:
         devices = "; ".join(names) if names else "none listed"
     except Exception as exc:
         devices = f"details unavailable ({type(exc).__name__}: {exc})"
-    info["cuda device"] = f"yes{' (simulated)' if simulated else ''}: {devices}"
+    info["cuda device"] = f"yes: {devices}"
     return info
 
 

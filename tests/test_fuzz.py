@@ -1,6 +1,7 @@
 """Property fuzzing: groupconv against groupconv.reference over every option.
 
-The default run draws 500 examples; ``GROUPCONV_FUZZ=long`` draws 5,000.
+The default run draws 500 examples; ``GROUPCONV_FUZZ=long`` draws 5,000
+(and ``short``, used by the bounds-checked rerun, 100).
 A failure prints hypothesis' ``@reproduce_failure`` blob and the drawn case.
 """
 
@@ -16,7 +17,8 @@ import groupconv
 from groupconv import reference
 from groupconv._spec import ALGORITHMS
 
-EXAMPLES = 5000 if os.environ.get("GROUPCONV_FUZZ") == "long" else 500
+# GROUPCONV_FUZZ: "long" (5,000 examples), "short" (the bounds-checked rerun), or unset.
+EXAMPLES = {"long": 5000, "short": 100}.get(os.environ.get("GROUPCONV_FUZZ", ""), 500)
 DTYPES = ["float32", "float64", "complex64", "complex128", "float16", "int16", "bool"]
 MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
 MEMORY = ["C", "F", "reversed", "strided"]

@@ -1,5 +1,6 @@
 """The ``groupconv`` command line: ``info``, ``demo``, usage errors, ``python -m``."""
 
+import os
 import subprocess
 import sys
 import types
@@ -48,6 +49,17 @@ def test_info_survives_a_broken_driver(capsys, monkeypatch):
     assert "driver exploded" in out
 
 
+def test_info_lists_cuda_devices(capsys, monkeypatch):
+    import numba
+
+    gpu = types.SimpleNamespace(name=b"Fake GPU", compute_capability=(9, 0))
+    fake = types.SimpleNamespace(is_available=lambda: True, gpus=[gpu], implementation="fake")
+    monkeypatch.setitem(sys.modules, "numba.cuda", fake)
+    monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", 0)
+    assert main(["info"]) == 0
+    assert "yes: Fake GPU (compute capability 9.0)" in capsys.readouterr().out
+
+
 def test_demo_matches(capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
@@ -87,4 +99,15 @@ def test_python_dash_m_groupconv_info():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("groupconv:")
+    assert "cuda device:" in result.stdout
+
+
+def test_python_dash_m_groupconv_info_under_the_cuda_simulator():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "groupconv", "info"],
+        capture_output=True, text=True, timeout=300, check=False, env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "NUMBA_ENABLE_CUDASIM='1'" in result.stdout
     assert "cuda device:" in result.stdout

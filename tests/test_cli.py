@@ -109,5 +109,5 @@ def test_python_dash_m_groupconv_info_under_the_cuda_simulator():
         capture_output=True, text=True, timeout=300, check=False, env=env,
     )
     assert result.returncode == 0, result.stderr
-    assert "NUMBA_ENABLE_CUDASIM='1'" in result.stdout
+    assert "on (NUMBA_ENABLE_CUDASIM='1')" in result.stdout
     assert "cuda device:" in result.stdout

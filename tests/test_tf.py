@@ -162,7 +162,7 @@ def test_conv2d_extra_batch_dims(rng):
     y = tf.conv2d(x, f, 1, "SAME")
     expected = reference.conv(x.reshape(6, 5, 4, 2), f.transpose(3, 2, 0, 1), groups=2,
                               padding="same", layout="channels_last")
-    assert_matches_reference(y, expected.reshape(2, 3, 4, 4, 2))
+    assert_matches_reference(y, expected.reshape(2, 3, 5, 4, 4))
 
 
 @pytest.mark.parametrize("data_format", FORMATS)

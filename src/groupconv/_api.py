@@ -100,7 +100,7 @@ def conv(
     >>> x = np.arange(10.0).reshape(1, 2, 5)
     >>> w = np.ones((1, 2, 3))
     >>> groupconv.conv(x, w)
-    array([[[18., 24., 30.]]])
+    array([[[21., 27., 33.]]])
 
     Grouped 2-D convolution with TensorFlow's SAME padding at stride 2:
 

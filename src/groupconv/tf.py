@@ -30,8 +30,9 @@ well-defined result instead of refusing:
 
 - ``depthwise_conv2d`` and ``separable_conv2d`` with a stride > 1 *and* a
   dilation > 1 (TensorFlow requires all strides to be 1 when the dilation
-  rate is greater than 1): here output ``(i, j)`` reads input row
-  ``i*stride + di*dilation``, exactly the formula above.
+  rate is greater than 1): here output ``(i, j)`` reads the padded input at
+  ``(i*sh + di*dh, j*sw + dj*dw)`` for tap ``(di, dj)``, the formula TensorFlow
+  documents, evaluated at any stride and dilation.
 - Grouped ``conv2d`` on the CPU (TensorFlow's CPU kernels have long refused
   grouped convolutions with an ``UnimplementedError``).
 - ``strides`` and ``dilations`` may be an int, 1, 2 or 4 ints for every
@@ -90,7 +91,7 @@ def _tf_keywords(strides, padding, data_format, dilations) -> dict:
         )
     layout, channel = _DATA_FORMATS[data_format]
     spatial = (1, 2) if channel == 3 else (2, 3)
-    fixed = f"{data_format}: [0] is the batch entry and [{channel}] the channel entry"
+    fixed = f"the batch and channel entries for data_format={data_format!r}"
 
     def per_dim(value, name):
         if not _is_sequence(value):
@@ -99,9 +100,8 @@ def _tf_keywords(strides, padding, data_format, dilations) -> dict:
         if len(items) == 4:
             if any(as_int(items[i], f"{name}[{i}]") != 1 for i in (0, channel)):
                 raise ValueError(
-                    f"{name}[0] and {name}[{channel}] must be 1 (for data_format={fixed}): "
-                    f"TensorFlow does not support {name} in the batch and channel "
-                    f"dimensions; got {name}={value!r}"
+                    f"{name}[0] and {name}[{channel}] must be 1 ({fixed}): TensorFlow "
+                    f"does not support {name} there; got {name}={value!r}"
                 )
             positions = spatial
         elif len(items) == 2:
@@ -141,8 +141,8 @@ def _tf_keywords(strides, padding, data_format, dilations) -> dict:
             lo, hi = (as_int(v, f"padding[{i}][{j}]", minimum=0) for j, v in enumerate(pair))
             if i not in spatial and (lo, hi) != (0, 0):
                 raise ValueError(
-                    f"padding[{i}] must be [0, 0] (for data_format={fixed}): TensorFlow "
-                    f"does not pad the batch or channel dimensions; got padding={padding!r}"
+                    f"padding[{i}] must be [0, 0] (padding[0] and padding[{channel}] are "
+                    f"{fixed}, which TensorFlow does not pad); got padding={padding!r}"
                 )
             resolved.append((lo, hi))
         pads = tuple(resolved[i] for i in spatial)

@@ -171,7 +171,8 @@ def test_non_contiguous_negative_stride_and_read_only_inputs(rng, layout):
     base = make_input(rng, 2, 8, (12, 10), layout)
     views = {
         "slice": base[:, ::2] if layout == "channels_first" else base[..., ::2],
-        "reversed": base[:, :4, ::-1, ::-1] if layout == "channels_first" else base[:, ::-1, ::-1, :4],
+        "reversed": (base[:, :4, ::-1, ::-1] if layout == "channels_first"
+                     else base[:, ::-1, ::-1, :4]),
         "fortran": np.asfortranarray(base[:, :4] if layout == "channels_first" else base[..., :4]),
     }
     w = rng.standard_normal((4, 2, 3, 3))[:, :, ::-1]
@@ -195,7 +196,7 @@ def test_inputs_are_never_modified(rng, layout):
     groupconv.separable_conv(x, w, pw, b, padding=2, padding_mode="reflect", layout=layout)
     groupconv.conv(x, w, b[:1].repeat(4), groups=4, padding=1, padding_mode="circular",
                    layout=layout)
-    for a, c in zip((x, w, pw, b), copies):
+    for a, c in zip((x, w, pw, b), copies, strict=True):
         np.testing.assert_array_equal(a, c)
 
 

@@ -157,3 +157,15 @@ def test_resolve_padding_errors():
         groupconv.resolve_padding(0, (3, 3), (3,))
     with pytest.raises(TypeError, match="x_shape must be a tuple of ints"):
         groupconv.conv_output_shape(5, (1, 1, 1))
+
+
+def test_groups_none_is_a_type_error():
+    with pytest.raises(TypeError, match="groups must be an integer, got None"):
+        call(groups=None)
+
+
+def test_separable_messages_keep_the_callers_values():
+    x = np.ones((1, 3, 5, 5))
+    with pytest.raises(ValueError, match="got padding_mode='weighted'"):
+        groupconv.separable_conv(x, np.ones((3, 1, 3, 3)), np.ones((4, 3)),
+                                 padding_mode="weighted")

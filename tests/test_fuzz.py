@@ -118,5 +118,5 @@ def test_conv_matches_reference(case):
     taps = (case["c_in"] // case["groups"]) * int(np.prod(case["kernel"])) + 1
     scale = taps * max(float(np.abs(x).max(initial=1)), 1) * max(float(np.abs(w).max()), 1)
     assert_matches_reference(got, want, scale=scale)
-    for before, after in zip(snapshot, inputs):
+    for before, after in zip(snapshot, inputs, strict=True):
         np.testing.assert_array_equal(after, before)

@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _dispatch
-from ._spec import conv_spec, separable_spec
+from ._spec import DEPTHWISE, conv_spec, separable_spec
 
 __all__ = ["conv", "depthwise_conv", "separable_conv"]
 
@@ -180,7 +180,7 @@ def depthwise_conv(
             [2., 6.]]])
     """
     spec = conv_spec(
-        x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=None,
+        x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=DEPTHWISE,
         padding_mode=padding_mode, layout=layout, out=out, algorithm=algorithm, device=device,
     )
     return _dispatch.convolve(spec)

@@ -23,6 +23,9 @@ from ._validate import (
 __all__ = ["ConvSpec", "SeparableSpec", "conv_spec", "separable_spec", "output_spatial"]
 
 ALGORITHMS = ("auto", "direct")
+
+#: ``groups=DEPTHWISE`` is how the depthwise helpers ask for ``groups = C_in``.
+DEPTHWISE = type("Depthwise", (), {"__repr__": lambda self: "DEPTHWISE"})()
 DEVICES = (None, "cpu", "cuda")
 
 # Largest byte size of any array: what NumPy can describe and int64 can index.
@@ -96,7 +99,7 @@ def output_spatial(in_spatial, kernel_size, stride, padding, dilation):
     """Output spatial sizes, raising ValueError when the kernel does not fit."""
     sizes = []
     for dim, (length, k, s, (lo, hi), d) in enumerate(
-        zip(in_spatial, kernel_size, stride, padding, dilation)
+        zip(in_spatial, kernel_size, stride, padding, dilation, strict=True)
     ):
         padded = length + lo + hi
         extent = d * (k - 1) + 1
@@ -159,7 +162,7 @@ def _check_padding_mode(padding_mode, padding, in_spatial):
             f"padding_mode must be one of {', '.join(map(repr, PADDING_MODES))}; "
             f"got padding_mode={padding_mode!r}"
         )
-    for dim, (length, pair) in enumerate(zip(in_spatial, padding)):
+    for dim, (length, pair) in enumerate(zip(in_spatial, padding, strict=True)):
         widest = max(pair)
         if padding_mode == "reflect" and widest >= length and widest > 0:
             raise ValueError(
@@ -213,18 +216,23 @@ def conv_spec(
     out=None,
     algorithm="auto",
     device=None,
+    weight_name="weight",
 ) -> ConvSpec:
-    """Check and normalise the arguments of :func:`groupconv.conv`."""
+    """Check and normalise the arguments of :func:`groupconv.conv`.
+
+    ``weight_name`` is what error messages call the weight (the separable
+    helper passes ``"depthwise_weight"``).
+    """
     device = _check_algorithm_device(algorithm, device)
     x = _as_array(x, "x")
-    weight = _as_array(weight, "weight")
+    weight = _as_array(weight, weight_name)
     bias = None if bias is None else _as_array(bias, "bias")
 
     rank = weight.ndim - 2
     if rank not in (1, 2, 3):
         raise ValueError(
-            f"weight must have shape (C_out, C_in // groups, *kernel) with 1, 2 or 3 "
-            f"spatial dims (ndim 3, 4 or 5), got weight.shape={weight.shape}"
+            f"{weight_name} must have shape (C_out, C_in // groups, *kernel) with 1, 2 or 3 "
+            f"spatial dims (ndim 3, 4 or 5), got {weight_name}.shape={weight.shape}"
         )
     layout = normalize_layout(layout, rank)
     if x.ndim == rank + 2:
@@ -235,30 +243,29 @@ def conv_spec(
     else:
         raise ValueError(
             f"x must have {rank + 2} dims (batched) or {rank + 1} (unbatched) to match a "
-            f"{rank}-D weight of shape {weight.shape}; got x.shape={x.shape}"
+            f"{rank}-D {weight_name} of shape {weight.shape}; got x.shape={x.shape}"
         )
     if layout == "channels_first":
         batch, c_in, in_spatial = x.shape[0], x.shape[1], x.shape[2:]
     else:
         batch, c_in, in_spatial = x.shape[0], x.shape[-1], x.shape[1:-1]
 
-    # groups=None is the depthwise helpers' way of saying groups = C_in.
-    groups = c_in if groups is None else as_int(groups, "groups", minimum=1)
+    groups = c_in if groups is DEPTHWISE else as_int(groups, "groups", minimum=1)
     c_out, c_group = weight.shape[0], weight.shape[1]
     if c_in % groups:
         raise ValueError(f"groups={groups} does not divide C_in={c_in}")
     if c_out < 1 or c_out % groups:
         raise ValueError(
-            f"groups={groups} does not divide C_out={c_out} (weight.shape[0]); "
+            f"groups={groups} does not divide C_out={c_out} ({weight_name}.shape[0]); "
             f"C_out must be a positive multiple of groups"
         )
     if c_group != c_in // groups:
         raise ValueError(
-            f"weight.shape[1] must be C_in // groups = {c_in} // {groups} = "
-            f"{c_in // groups}, got weight.shape={weight.shape}"
+            f"{weight_name}.shape[1] must be C_in // groups = {c_in} // {groups} = "
+            f"{c_in // groups}, got {weight_name}.shape={weight.shape}"
         )
     if min(weight.shape[2:]) < 1:
-        raise ValueError(f"kernel sizes must be >= 1, got weight.shape={weight.shape}")
+        raise ValueError(f"kernel sizes must be >= 1, got {weight_name}.shape={weight.shape}")
     if bias is not None and bias.shape != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},) (C_out), got bias.shape={bias.shape}")
 
@@ -266,7 +273,7 @@ def conv_spec(
     dilation = as_positive_ints(dilation, "dilation", rank)
     pads = resolve_padding(padding, in_spatial, weight.shape[2:], stride, dilation)
     _check_padding_mode(padding_mode, pads, in_spatial)
-    check_size([s + lo + hi for s, (lo, hi) in zip(in_spatial, pads)] + [batch, c_in],
+    check_size([s + lo + hi for s, (lo, hi) in zip(in_spatial, pads, strict=True)] + [batch, c_in],
                 "the padded input")
     out_spatial = output_spatial(in_spatial, weight.shape[2:], stride, pads, dilation)
     full_shape = _layout_shape(batch, c_out, out_spatial, layout)
@@ -275,7 +282,9 @@ def conv_spec(
     dtypes = [x.dtype, weight.dtype] + ([] if bias is None else [bias.dtype])
     dtype, result_dtype = compute_dtype(*dtypes)
     out_shape = full_shape if batched else full_shape[1:]
-    out = _check_out(out, out_shape, result_dtype, [("x", x), ("weight", weight), ("bias", bias)])
+    out = _check_out(
+        out, out_shape, result_dtype, [("x", x), (weight_name, weight), ("bias", bias)]
+    )
 
     return ConvSpec(
         x=x.astype(dtype, copy=False),
@@ -324,14 +333,11 @@ def separable_spec(
     bias = None if bias is None else _as_array(bias, "bias")
     dtypes = [a.dtype for a in (x, depthwise_weight, pointwise_weight, bias) if a is not None]
     dtype, result_dtype = compute_dtype(*dtypes)
-    try:
-        dw = conv_spec(
-            x, depthwise_weight.astype(dtype, copy=False), None, stride=stride,
-            padding=padding, dilation=dilation, groups=None, padding_mode=padding_mode,
-            layout=layout, algorithm=algorithm, device=device,
-        )
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("weight", "depthwise_weight")) from None
+    dw = conv_spec(
+        x, depthwise_weight.astype(dtype, copy=False), None, stride=stride,
+        padding=padding, dilation=dilation, groups=DEPTHWISE, padding_mode=padding_mode,
+        layout=layout, algorithm=algorithm, device=device, weight_name="depthwise_weight",
+    )
     c_mid, pw_shape = dw.c_out, pointwise_weight.shape
     if not (
         pointwise_weight.ndim in (2, dw.rank + 2)

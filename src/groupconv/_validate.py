@@ -168,7 +168,7 @@ def resolve_padding(
         )
     strides = as_positive_ints(stride, "stride", rank)
     dilations = as_positive_ints(dilation, "dilation", rank)
-    extents = [(k - 1) * d for k, d in zip(kernel_size, dilations)]
+    extents = [(k - 1) * d for k, d in zip(kernel_size, dilations, strict=True)]
 
     if isinstance(padding, str):
         rule = padding.lower()
@@ -180,7 +180,7 @@ def resolve_padding(
             return tuple((e, 0) for e in extents)
         if rule in ("same", "same_lower"):
             pads = []
-            for length, s, e in zip(input_shape, strides, extents):
+            for length, s, e in zip(input_shape, strides, extents, strict=True):
                 out = -(-length // s)
                 total = max((out - 1) * s + e + 1 - length, 0)
                 small, large = total // 2, total - total // 2

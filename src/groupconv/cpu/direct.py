@@ -71,7 +71,7 @@ def _channels_last_by_group(x, w_t, bias, out, stride, dilation, pad):
     """
     n_batch, d_in, h_in, w_in, c_in = x.shape
     kd_size, kh_size, kw_size, c_group, per_group, groups = w_t.shape
-    d_out, h_out, w_out, c_out = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
+    d_out, h_out, w_out = out.shape[1], out.shape[2], out.shape[3]
     sd, sh, sw = stride
     dd, dh, dw = dilation
     pd, ph, pw = pad
@@ -164,7 +164,7 @@ def conv_direct(spec, target: np.ndarray) -> None:
         # Workspace: one padded copy of the input.
         spatial_axes = range(1, 1 + rank) if channels_last else range(2, 2 + rank)
         widths = [(0, 0)] * x.ndim
-        for axis, pair in zip(spatial_axes, pads):
+        for axis, pair in zip(spatial_axes, pads, strict=True):
             widths[axis] = pair
         x = np.pad(x, widths, mode=PADDING_MODES[spec.padding_mode])
         pads = ((0, 0),) * rank

@@ -27,8 +27,16 @@ def _valid_range(shift, step, size, count):
     return lo, max(hi, lo)
 
 
+# Why the inner loops index flat arrays with np.uint64 offsets: Numba wraps
+# negative signed indices (``a[i]`` with ``i < 0`` means ``a[n + i]``), and
+# that check stops LLVM from vectorising; unsigned offsets cannot be
+# negative, so the innermost loops become packed (ymm/zmm) FMAs.
+U = np.uint64
+
+
 @jit(parallel=True)
 def _channels_first(x, w, bias, out, stride, dilation, pad):
+    """Parallel over output planes; the innermost loop runs along W."""
     n_batch, c_in, d_in, h_in, w_in = x.shape
     c_out, c_group, kd_size, kh_size, kw_size = w.shape
     d_out, h_out, w_out = out.shape[2], out.shape[3], out.shape[4]
@@ -36,53 +44,69 @@ def _channels_first(x, w, bias, out, stride, dilation, pad):
     sd, sh, sw = stride
     dd, dh, dw = dilation
     pd, ph, pw = pad
-    for row in prange(n_batch * c_out * d_out * h_out):
-        oh = row % h_out
-        od = (row // h_out) % d_out
-        o = (row // (h_out * d_out)) % c_out
-        n = row // (h_out * d_out * c_out)
+    x_flat, w_flat, out_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
+    for plane in prange(n_batch * c_out * d_out):
+        od = plane % d_out
+        o = (plane // d_out) % c_out
+        n = plane // (d_out * c_out)
         first_channel = (o // per_group) * c_group
-        acc = np.empty(w_out, dtype=out.dtype)
-        acc[:] = bias[o]
-        for c in range(c_group):
-            for kd in range(kd_size):
-                iz = od * sd + kd * dd - pd
-                if iz < 0 or iz >= d_in:
-                    continue
-                for kh in range(kh_size):
-                    iy = oh * sh + kh * dh - ph
-                    if iy < 0 or iy >= h_in:
+        for oh in range(h_out):
+            row = U(((plane * h_out) + oh) * w_out)
+            for ow in range(U(w_out)):
+                out_flat[row + ow] = bias[o]
+            for c in range(c_group):
+                for kd in range(kd_size):
+                    iz = od * sd + kd * dd - pd
+                    if iz < 0 or iz >= d_in:
                         continue
-                    x_row = x[n, first_channel + c, iz, iy]
-                    for kw in range(kw_size):
-                        shift = kw * dw - pw
-                        lo, hi = _valid_range(shift, sw, w_in, w_out)
-                        tap = w[o, c, kd, kh, kw]
-                        for ow in range(lo, hi):
-                            acc[ow] += tap * x_row[ow * sw + shift]
-        out[n, o, od, oh, :] = acc
+                    for kh in range(kh_size):
+                        iy = oh * sh + kh * dh - ph
+                        if iy < 0 or iy >= h_in:
+                            continue
+                        x_row = U((((n * c_in + first_channel + c) * d_in + iz) * h_in + iy) * w_in)
+                        w_row = ((o * c_group + c) * kd_size + kd) * kh_size + kh
+                        for kw in range(kw_size):
+                            shift = kw * dw - pw
+                            lo, hi = _valid_range(shift, sw, w_in, w_out)
+                            if hi <= lo:
+                                continue
+                            tap = w_flat[w_row * kw_size + kw]
+                            src = x_row + U(lo * sw + shift)
+                            dst = row + U(lo)
+                            if sw == 1:
+                                for i in range(U(hi - lo)):
+                                    out_flat[dst + i] += tap * x_flat[src + i]
+                            else:
+                                step = U(sw)
+                                for i in range(U(hi - lo)):
+                                    out_flat[dst + i] += tap * x_flat[src + i * step]
 
 
 @jit(parallel=True)
 def _channels_last_by_group(x, w_t, bias, out, stride, dilation, pad):
-    """Innermost loop over groups: vectorises when C_in // groups == 1 (depthwise).
+    """Innermost loop over groups: unit stride, so vectorised, when C_in // groups == 1.
 
-    ``w_t`` is ``(kd, kh, kw, C_in // groups, C_out // groups, groups)``.
+    ``w_t`` is ``(kd, kh, kw, C_in // groups, C_out // groups, groups)``;
+    the row accumulator is ``(W_out, C_out // groups, groups)``.
     """
     n_batch, d_in, h_in, w_in, c_in = x.shape
     kd_size, kh_size, kw_size, c_group, per_group, groups = w_t.shape
     d_out, h_out, w_out = out.shape[1], out.shape[2], out.shape[3]
+    c_out = per_group * groups
     sd, sh, sw = stride
     dd, dh, dw = dilation
     pd, ph, pw = pad
+    x_flat, w_flat, out_flat = x.reshape(-1), w_t.reshape(-1), out.reshape(-1)
+    n_groups, n_out, cg = U(groups), U(per_group), U(c_group)
     for row in prange(n_batch * d_out * h_out):
         oh = row % h_out
         od = (row // h_out) % d_out
         n = row // (h_out * d_out)
-        acc = np.empty((w_out, per_group, groups), dtype=out.dtype)
-        for j in range(per_group):
-            for g in range(groups):
-                acc[:, j, g] = bias[g * per_group + j]
+        acc = np.empty(w_out * c_out, dtype=out.dtype)
+        for ow in range(U(w_out)):
+            for j in range(n_out):
+                for g in range(n_groups):
+                    acc[(ow * n_out + j) * n_groups + g] = bias[g * n_out + j]
         for kd in range(kd_size):
             iz = od * sd + kd * dd - pd
             if iz < 0 or iz >= d_in:
@@ -91,42 +115,57 @@ def _channels_last_by_group(x, w_t, bias, out, stride, dilation, pad):
                 iy = oh * sh + kh * dh - ph
                 if iy < 0 or iy >= h_in:
                     continue
+                x_row = ((n * d_in + iz) * h_in + iy) * w_in
                 for kw in range(kw_size):
                     shift = kw * dw - pw
                     lo, hi = _valid_range(shift, sw, w_in, w_out)
+                    taps = U(((kd * kh_size + kh) * kw_size + kw) * c_group) * n_out * n_groups
                     for ow in range(lo, hi):
-                        pixel = x[n, iz, iy, ow * sw + shift]
-                        for c in range(c_group):
-                            for j in range(per_group):
-                                for g in range(groups):
-                                    acc[ow, j, g] += w_t[kd, kh, kw, c, j, g] * pixel[
-                                        g * c_group + c
-                                    ]
-        for ow in range(w_out):
-            for j in range(per_group):
-                for g in range(groups):
-                    out[n, od, oh, ow, g * per_group + j] = acc[ow, j, g]
+                        pixel = U((x_row + ow * sw + shift) * c_in)
+                        a = U(ow) * n_out * n_groups
+                        for c in range(cg):
+                            for j in range(n_out):
+                                wj = taps + (c * n_out + j) * n_groups
+                                aj = a + j * n_groups
+                                if cg == 1:
+                                    for g in range(n_groups):
+                                        acc[aj + g] += w_flat[wj + g] * x_flat[pixel + g]
+                                else:
+                                    for g in range(n_groups):
+                                        acc[aj + g] += w_flat[wj + g] * x_flat[pixel + g * cg + c]
+        base = U(row * w_out * c_out)
+        for ow in range(U(w_out)):
+            for j in range(n_out):
+                for g in range(n_groups):
+                    out_flat[base + ow * U(c_out) + g * n_out + j] = acc[
+                        (ow * n_out + j) * n_groups + g
+                    ]
 
 
 @jit(parallel=True)
 def _channels_last_by_output(x, w_t, bias, out, stride, dilation, pad):
-    """Innermost loop over the outputs of a group: vectorises when C_out // groups is large.
+    """Innermost loop over the outputs of a group: vectorised when C_out // groups is large.
 
-    ``w_t`` is ``(kd, kh, kw, groups, C_in // groups, C_out // groups)``.
+    ``w_t`` is ``(kd, kh, kw, groups, C_in // groups, C_out // groups)``;
+    the accumulator is the output row itself, already in ``(W_out, C_out)`` order.
     """
     n_batch, d_in, h_in, w_in, c_in = x.shape
     kd_size, kh_size, kw_size, groups, c_group, per_group = w_t.shape
     d_out, h_out, w_out = out.shape[1], out.shape[2], out.shape[3]
+    c_out = per_group * groups
     sd, sh, sw = stride
     dd, dh, dw = dilation
     pd, ph, pw = pad
+    x_flat, w_flat, out_flat = x.reshape(-1), w_t.reshape(-1), out.reshape(-1)
+    n_out, cg = U(per_group), U(c_group)
     for row in prange(n_batch * d_out * h_out):
         oh = row % h_out
         od = (row // h_out) % d_out
         n = row // (h_out * d_out)
-        acc = np.empty((w_out, groups, per_group), dtype=out.dtype)
-        for ow in range(w_out):
-            acc[ow] = bias.reshape((groups, per_group))
+        base = U(row * w_out * c_out)
+        for ow in range(U(w_out)):
+            for o in range(U(c_out)):
+                out_flat[base + ow * U(c_out) + o] = bias[o]
         for kd in range(kd_size):
             iz = od * sd + kd * dd - pd
             if iz < 0 or iz >= d_in:
@@ -135,18 +174,21 @@ def _channels_last_by_output(x, w_t, bias, out, stride, dilation, pad):
                 iy = oh * sh + kh * dh - ph
                 if iy < 0 or iy >= h_in:
                     continue
+                x_row = ((n * d_in + iz) * h_in + iy) * w_in
                 for kw in range(kw_size):
                     shift = kw * dw - pw
                     lo, hi = _valid_range(shift, sw, w_in, w_out)
-                    taps = w_t[kd, kh, kw]
+                    taps = U((kd * kh_size + kh) * kw_size + kw) * U(groups) * cg * n_out
                     for ow in range(lo, hi):
-                        pixel = x[n, iz, iy, ow * sw + shift]
-                        for g in range(groups):
-                            for c in range(c_group):
-                                value = pixel[g * c_group + c]
-                                for j in range(per_group):
-                                    acc[ow, g, j] += taps[g, c, j] * value
-        out[n, od, oh] = acc.reshape((w_out, groups * per_group))
+                        pixel = U((x_row + ow * sw + shift) * c_in)
+                        a = base + U(ow * c_out)
+                        for g in range(U(groups)):
+                            for c in range(cg):
+                                value = x_flat[pixel + g * cg + c]
+                                wg = taps + (g * cg + c) * n_out
+                                ag = a + g * n_out
+                                for j in range(n_out):
+                                    out_flat[ag + j] += w_flat[wg + j] * value
 
 
 def _to_3d(values, fill):

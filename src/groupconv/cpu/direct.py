@@ -34,9 +34,33 @@ def _valid_range(shift, step, size, count):
 U = np.uint64
 
 
+@jit(parallel=False)
+def _add_row_taps(out_flat, dst, x_flat, src, tap, shift, step, size, lo, hi):
+    """``out[dst + i] += tap * x[src + i*step + shift]`` for ``i`` in ``[lo, hi)`` inside x."""
+    a, b = _valid_range(shift, step, size, hi)
+    a = max(a, lo)
+    if b <= a:
+        return
+    first = src + U(a * step + shift)
+    start = dst + U(a)
+    if step == 1:
+        for i in range(U(b - a)):
+            out_flat[start + i] += tap * x_flat[first + i]
+    else:
+        stride = U(step)
+        for i in range(U(b - a)):
+            out_flat[start + i] += tap * x_flat[first + i * stride]
+
+
 @jit(parallel=True)
-def _channels_first(x, w, bias, out, stride, dilation, pad):
-    """Parallel over output planes; the innermost loop runs along W."""
+def _channels_first(x, w, bias, out, stride, dilation, pad, unroll_h, unroll_w):
+    """Parallel over output planes; the innermost loop runs along W.
+
+    When ``unroll_h``/``unroll_w`` are tuples of length ``kh``/``kw`` (not
+    empty), this build is specialised for that kernel size: on interior
+    rows and columns all taps are unrolled into one expression, so each
+    output is loaded and stored once and the sum stays in a register.
+    """
     n_batch, c_in, d_in, h_in, w_in = x.shape
     c_out, c_group, kd_size, kh_size, kw_size = w.shape
     d_out, h_out, w_out = out.shape[2], out.shape[3], out.shape[4]
@@ -45,6 +69,10 @@ def _channels_first(x, w, bias, out, stride, dilation, pad):
     dd, dh, dw = dilation
     pd, ph, pw = pad
     x_flat, w_flat, out_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
+    unrolled = len(unroll_h) > 0 and len(unroll_w) > 0
+    # Columns whose every tap lies inside the input.
+    col_lo = _valid_range(-pw, sw, w_in, w_out)[0]
+    col_hi = max(_valid_range((kw_size - 1) * dw - pw, sw, w_in, w_out)[1], col_lo)
     for plane in prange(n_batch * c_out * d_out):
         od = plane % d_out
         o = (plane // d_out) % c_out
@@ -54,40 +82,53 @@ def _channels_first(x, w, bias, out, stride, dilation, pad):
             row = U(((plane * h_out) + oh) * w_out)
             for ow in range(U(w_out)):
                 out_flat[row + ow] = bias[o]
+            top = oh * sh - ph
+            rows_inside = top >= 0 and top + (kh_size - 1) * dh < h_in
             for c in range(c_group):
                 for kd in range(kd_size):
                     iz = od * sd + kd * dd - pd
                     if iz < 0 or iz >= d_in:
                         continue
+                    plane_in = ((n * c_in + first_channel + c) * d_in + iz) * h_in
+                    w_taps = ((o * c_group + c) * kd_size + kd) * kh_size * kw_size
+                    if unrolled and rows_inside:
+                        base = U((plane_in + top) * w_in + col_lo * sw - pw)
+                        dst = row + U(col_lo)
+                        for i in range(U(col_hi - col_lo)):
+                            total = out_flat[dst + i]
+                            for kh in range(len(unroll_h)):
+                                for kw in range(len(unroll_w)):
+                                    total += w_flat[w_taps + kh * len(unroll_w) + kw] * x_flat[
+                                        base + U(kh * dh * w_in + kw * dw) + i * U(sw)
+                                    ]
+                            out_flat[dst + i] = total
                     for kh in range(kh_size):
-                        iy = oh * sh + kh * dh - ph
+                        iy = top + kh * dh
                         if iy < 0 or iy >= h_in:
                             continue
-                        x_row = U((((n * c_in + first_channel + c) * d_in + iz) * h_in + iy) * w_in)
-                        w_row = ((o * c_group + c) * kd_size + kd) * kh_size + kh
+                        x_row = U((plane_in + iy) * w_in)
                         for kw in range(kw_size):
+                            tap = w_flat[w_taps + kh * kw_size + kw]
                             shift = kw * dw - pw
-                            lo, hi = _valid_range(shift, sw, w_in, w_out)
-                            if hi <= lo:
-                                continue
-                            tap = w_flat[w_row * kw_size + kw]
-                            src = x_row + U(lo * sw + shift)
-                            dst = row + U(lo)
-                            if sw == 1:
-                                for i in range(U(hi - lo)):
-                                    out_flat[dst + i] += tap * x_flat[src + i]
+                            if unrolled and rows_inside:
+                                # Only the border columns are left.
+                                _add_row_taps(out_flat, row, x_flat, x_row, tap, shift, sw,
+                                              w_in, 0, col_lo)
+                                _add_row_taps(out_flat, row, x_flat, x_row, tap, shift, sw,
+                                              w_in, col_hi, w_out)
                             else:
-                                step = U(sw)
-                                for i in range(U(hi - lo)):
-                                    out_flat[dst + i] += tap * x_flat[src + i * step]
+                                _add_row_taps(out_flat, row, x_flat, x_row, tap, shift, sw,
+                                              w_in, 0, w_out)
 
 
 @jit(parallel=True)
-def _channels_last_by_group(x, w_t, bias, out, stride, dilation, pad):
+def _channels_last_by_group(x, w_t, bias, out, stride, dilation, pad, unroll_h, unroll_w):
     """Innermost loop over groups: unit stride, so vectorised, when C_in // groups == 1.
 
     ``w_t`` is ``(kd, kh, kw, C_in // groups, C_out // groups, groups)``;
-    the row accumulator is ``(W_out, C_out // groups, groups)``.
+    the accumulator is ``(W_out, C_out // groups, groups)`` (the output row
+    itself when ``C_out // groups == 1``). ``unroll_h``/``unroll_w`` as in
+    :func:`_channels_first`.
     """
     n_batch, d_in, h_in, w_in, c_in = x.shape
     kd_size, kh_size, kw_size, c_group, per_group, groups = w_t.shape
@@ -98,34 +139,61 @@ def _channels_last_by_group(x, w_t, bias, out, stride, dilation, pad):
     pd, ph, pw = pad
     x_flat, w_flat, out_flat = x.reshape(-1), w_t.reshape(-1), out.reshape(-1)
     n_groups, n_out, cg = U(groups), U(per_group), U(c_group)
+    unrolled = len(unroll_h) > 0 and len(unroll_w) > 0
     for row in prange(n_batch * d_out * h_out):
         oh = row % h_out
         od = (row // h_out) % d_out
         n = row // (h_out * d_out)
-        acc = np.empty(w_out * c_out, dtype=out.dtype)
+        out_row = U(row * w_out * c_out)
+        if per_group == 1:
+            acc, acc_row = out_flat, out_row
+        else:
+            acc, acc_row = np.empty(w_out * c_out, dtype=out.dtype), U(0)
         for ow in range(U(w_out)):
             for j in range(n_out):
                 for g in range(n_groups):
-                    acc[(ow * n_out + j) * n_groups + g] = bias[g * n_out + j]
-        for kd in range(kd_size):
-            iz = od * sd + kd * dd - pd
-            if iz < 0 or iz >= d_in:
-                continue
-            for kh in range(kh_size):
-                iy = oh * sh + kh * dh - ph
-                if iy < 0 or iy >= h_in:
+                    acc[acc_row + (ow * n_out + j) * n_groups + g] = bias[g * n_out + j]
+        top = oh * sh - ph
+        rows_inside = top >= 0 and top + (kh_size - 1) * dh < h_in
+        for ow in range(w_out):
+            left = ow * sw - pw
+            inside = rows_inside and left >= 0 and left + (kw_size - 1) * dw < w_in
+            a = acc_row + U(ow) * n_out * n_groups
+            for kd in range(kd_size):
+                iz = od * sd + kd * dd - pd
+                if iz < 0 or iz >= d_in:
                     continue
-                x_row = ((n * d_in + iz) * h_in + iy) * w_in
-                for kw in range(kw_size):
-                    shift = kw * dw - pw
-                    lo, hi = _valid_range(shift, sw, w_in, w_out)
-                    taps = U(((kd * kh_size + kh) * kw_size + kw) * c_group) * n_out * n_groups
-                    for ow in range(lo, hi):
-                        pixel = U((x_row + ow * sw + shift) * c_in)
-                        a = U(ow) * n_out * n_groups
+                if unrolled and inside:
+                    pixel = U((((n * d_in + iz) * h_in + top) * w_in + left) * c_in)
+                    w_kd = U(kd * len(unroll_h) * len(unroll_w)) * cg
+                    for c in range(cg):
+                        for j in range(n_out):
+                            aj = a + j * n_groups
+                            for g in range(n_groups):
+                                total = acc[aj + g]
+                                for kh in range(len(unroll_h)):
+                                    for kw in range(len(unroll_w)):
+                                        tap = w_kd + U(kh * len(unroll_w) + kw) * cg
+                                        at = U((kh * dh * w_in + kw * dw) * c_in)
+                                        total += w_flat[((tap + c) * n_out + j) * n_groups + g] * (
+                                            x_flat[pixel + at + g] if cg == 1
+                                            else x_flat[pixel + at + g * cg + c]
+                                        )
+                                acc[aj + g] = total
+                    continue
+                for kh in range(kh_size):
+                    iy = top + kh * dh
+                    if iy < 0 or iy >= h_in:
+                        continue
+                    for kw in range(kw_size):
+                        iw = left + kw * dw
+                        if iw < 0 or iw >= w_in:
+                            continue
+                        pixel = U((((n * d_in + iz) * h_in + iy) * w_in + iw) * c_in)
+                        taps = U(((kd * kh_size + kh) * kw_size + kw) * c_group) * n_out
                         for c in range(cg):
                             for j in range(n_out):
-                                wj = taps + (c * n_out + j) * n_groups
+                                wj = ((taps + c * n_out) + j) * n_groups
                                 aj = a + j * n_groups
                                 if cg == 1:
                                     for g in range(n_groups):
@@ -133,13 +201,13 @@ def _channels_last_by_group(x, w_t, bias, out, stride, dilation, pad):
                                 else:
                                     for g in range(n_groups):
                                         acc[aj + g] += w_flat[wj + g] * x_flat[pixel + g * cg + c]
-        base = U(row * w_out * c_out)
-        for ow in range(U(w_out)):
-            for j in range(n_out):
-                for g in range(n_groups):
-                    out_flat[base + ow * U(c_out) + g * n_out + j] = acc[
-                        (ow * n_out + j) * n_groups + g
-                    ]
+        if per_group != 1:
+            for ow in range(U(w_out)):
+                for j in range(n_out):
+                    for g in range(n_groups):
+                        out_flat[out_row + ow * U(c_out) + g * n_out + j] = acc[
+                            (ow * n_out + j) * n_groups + g
+                        ]
 
 
 @jit(parallel=True)
@@ -195,6 +263,20 @@ def _to_3d(values, fill):
     return (fill,) * (3 - len(values)) + tuple(values)
 
 
+#: Kernel sizes (kh, kw) of 2-D kernels that get a build with unrolled taps.
+#: Each is one more compilation per dtype and layout, so only common ones.
+UNROLLED_SIZES = ((3, 3), (5, 5), (7, 7))
+_UNROLLED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _unroll_arguments(kernel, dtype):
+    """Tuples whose lengths select a specialised build, or empty tuples for the generic one."""
+    kd, kh, kw = kernel
+    if kd == 1 and (kh, kw) in UNROLLED_SIZES and dtype in _UNROLLED_DTYPES:
+        return (0,) * kh, (0,) * kw
+    return (), ()
+
+
 def conv_direct(spec, target: np.ndarray) -> None:
     """Compute ``spec`` into ``target``, a C-contiguous batched output in ``spec.dtype``."""
     if target.size == 0:
@@ -218,10 +300,12 @@ def conv_direct(spec, target: np.ndarray) -> None:
     w5 = weight.reshape(weight.shape[:2] + kernel)
     bias = spec.bias if spec.bias is not None else np.zeros(c_out, dtype=spec.dtype)
     bias = np.ascontiguousarray(bias)
+    unroll = _unroll_arguments(kernel, spec.dtype)
     if not channels_last:
         x5 = np.ascontiguousarray(x.reshape(x.shape[:2] + _to_3d(x.shape[2:], 1)))
         out5 = target.reshape((n, c_out) + _to_3d(spec.out_spatial, 1))
-        _channels_first(x5, np.ascontiguousarray(w5), bias, out5, stride, dilation, pad_lo)
+        _channels_first(x5, np.ascontiguousarray(w5), bias, out5, stride, dilation, pad_lo,
+                        *unroll)
         return
     x5 = np.ascontiguousarray(x.reshape((x.shape[0],) + _to_3d(x.shape[1:-1], 1) + x.shape[-1:]))
     out5 = target.reshape((n,) + _to_3d(spec.out_spatial, 1) + (c_out,))
@@ -231,7 +315,7 @@ def conv_direct(spec, target: np.ndarray) -> None:
     w6 = w5.reshape((groups, per_group, c_group) + kernel).transpose(3, 4, 5, 0, 2, 1)
     if groups >= per_group:
         w_t = np.ascontiguousarray(w6.transpose(0, 1, 2, 4, 5, 3))
-        _channels_last_by_group(x5, w_t, bias, out5, stride, dilation, pad_lo)
+        _channels_last_by_group(x5, w_t, bias, out5, stride, dilation, pad_lo, *unroll)
     else:
         _channels_last_by_output(x5, np.ascontiguousarray(w6), bias, out5, stride, dilation,
                                  pad_lo)

@@ -241,3 +241,34 @@ def test_large_kernel_and_prime_sizes(rng):
     w = rng.standard_normal((2, 1, 11, 7))
     kw = dict(groups=2, padding="same", padding_mode="symmetric")
     assert_matches_reference(groupconv.conv(x, w, **kw), reference.conv(x, w, **kw))
+
+
+# The builds specialised for common kernel sizes unroll the taps on interior
+# pixels and fall back to per-tap loops on the borders: test both regions,
+# inputs with no interior at all, strides and dilations.
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("size", [3, 5, 7])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_unrolled_kernel_sizes(rng, layout, size, dtype):
+    from groupconv.cpu.direct import UNROLLED_SIZES
+
+    assert (size, size) in UNROLLED_SIZES
+    for c_in, c_out, groups in [(6, 6, 6), (3, 6, 3), (4, 6, 2)]:
+        for spatial, stride, dilation, padding in [
+            ((12, 11), 1, 1, "same"),
+            ((13, 9), 2, 1, 1),
+            ((17, 16), 1, 2, [(1, 3), (2, 0)]),
+            ((size + 1, size), 1, 1, 0),
+            ((4, 5), 1, 1, size // 2),
+        ]:
+            x = make_input(rng, 2, c_in, spatial, layout, dtype)
+            w = rng.standard_normal((c_out, c_in // groups, size, size)).astype(dtype)
+            b = rng.standard_normal(c_out).astype(dtype)
+            kw = dict(stride=stride, dilation=dilation, padding=padding, groups=groups,
+                      layout=layout)
+            try:
+                want = reference.conv(x, w, b, **kw)
+            except ValueError:
+                continue
+            scale = (c_in // groups) * size * size * 4.0
+            assert_matches_reference(groupconv.conv(x, w, b, **kw), want, scale=scale)

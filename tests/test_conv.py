@@ -8,8 +8,10 @@ from conftest import assert_matches_reference, random_array
 
 import groupconv
 from groupconv import reference
+from groupconv._spec import ALGORITHMS
 
 LAYOUTS = ["channels_first", "channels_last"]
+ALGORITHMS = [a for a in ALGORITHMS if a != "auto"]
 MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
 
 
@@ -22,29 +24,32 @@ def make_input(rng, n, c, spatial, layout, dtype=np.float64):
 CHANNELS = [(3, 4, 1), (4, 6, 2), (8, 8, 4), (6, 6, 6), (3, 6, 3), (4, 2, 2)]
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("rank", [1, 2, 3])
 @pytest.mark.parametrize("c_in,c_out,groups", CHANNELS)
-def test_grid_against_reference(rng, layout, rank, c_in, c_out, groups):
+def test_grid_against_reference(rng, layout, rank, c_in, c_out, groups, algorithm):
     spatial = (9, 7, 5)[-rank:] if rank > 1 else (11,)
     x = make_input(rng, 2, c_in, spatial, layout)
     for stride, dilation, padding in [(1, 1, 1), (2, 1, "same"), (1, 2, "full"), (3, 1, 0)]:
         w = rng.standard_normal((c_out, c_in // groups) + (3,) * rank)
         b = rng.standard_normal(c_out)
         got = groupconv.conv(x, w, b, stride=stride, dilation=dilation, padding=padding,
-                             groups=groups, layout=layout)
+                             groups=groups, layout=layout, algorithm=algorithm)
         want = reference.conv(x, w, b, stride=stride, dilation=dilation, padding=padding,
                               groups=groups, layout=layout)
         assert_matches_reference(got, want)
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("padding", [1, [(2, 0), (0, 1)], "same", "same_lower", "causal"])
-def test_padding_modes_2d(rng, layout, mode, padding):
+def test_padding_modes_2d(rng, layout, mode, padding, algorithm):
     x = make_input(rng, 2, 4, (6, 5), layout)
     w = rng.standard_normal((4, 2, 3, 2))
-    got = groupconv.conv(x, w, groups=2, padding=padding, padding_mode=mode, layout=layout)
+    got = groupconv.conv(x, w, groups=2, padding=padding, padding_mode=mode, layout=layout,
+                         algorithm=algorithm)
     want = reference.conv(x, w, groups=2, padding=padding, padding_mode=mode, layout=layout)
     assert_matches_reference(got, want)
 
@@ -272,3 +277,31 @@ def test_unrolled_kernel_sizes(rng, layout, size, dtype):
                 continue
             scale = (c_in // groups) * size * size * 4.0
             assert_matches_reference(groupconv.conv(x, w, b, **kw), want, scale=scale)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_gemm_tiles_and_identity_patches(rng, layout, monkeypatch):
+    from groupconv.cpu import gemm
+
+    # A tiny workspace forces many tiles, with a short last tile.
+    monkeypatch.setattr(gemm, "WORKSPACE_BYTES", 700)
+    for kernel, stride, padding in [((3, 3), 1, 1), ((1, 1), 1, 0), ((1, 1), 2, 0),
+                                    ((2, 3), 2, "same")]:
+        x = make_input(rng, 2, 6, (9, 7), layout)
+        w = rng.standard_normal((4, 3) + kernel)
+        b = rng.standard_normal(4)
+        kw = dict(groups=2, stride=stride, padding=padding, layout=layout, algorithm="gemm")
+        want = reference.conv(x, w, b, **{k: v for k, v in kw.items() if k != "algorithm"})
+        assert_matches_reference(groupconv.conv(x, w, b, **kw), want)
+
+
+def test_auto_picks_gemm_for_dense_and_direct_for_depthwise():
+    from groupconv._dispatch import choose_algorithm
+    from groupconv._shapes import spec_from_shapes
+
+    assert choose_algorithm(spec_from_shapes((1, 64, 8, 8), (64, 64, 3, 3))) == "gemm"
+    assert choose_algorithm(spec_from_shapes((1, 144, 8, 8), (24, 144, 1, 1))) == "gemm"
+    assert choose_algorithm(spec_from_shapes((1, 64, 8, 8), (64, 1, 3, 3), groups=64)) == "direct"
+    assert choose_algorithm(spec_from_shapes((1, 128, 8, 8), (128, 4, 3, 3), groups=32)) == "direct"
+    assert choose_algorithm(spec_from_shapes((1, 64, 8, 8), (64, 64, 3, 3),
+                                             algorithm="direct")) == "direct"

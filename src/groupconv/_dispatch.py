@@ -10,16 +10,28 @@ import numpy as np
 
 from ._spec import ConvSpec, SeparableSpec
 from .cpu.direct import conv_direct
+from .cpu.gemm import conv_gemm
 
 __all__ = ["convolve", "separable"]
 
-# algorithm name -> CPU driver; "auto" resolves through _choose_algorithm.
-_CPU_ALGORITHMS = {"direct": conv_direct}
+# algorithm name -> CPU driver; "auto" resolves through choose_algorithm.
+_CPU_ALGORITHMS = {"direct": conv_direct, "gemm": conv_gemm}
+
+# The GEMM path wins once each output reads many inputs and each group has
+# enough outputs to fill a matrix product (measured: dense and pointwise
+# layers, 2 groups of 64); depthwise and small groups stay direct.
+_GEMM_MIN_REDUCTION = 64
+_GEMM_MIN_GROUP_OUTPUTS = 16
 
 
-def _choose_algorithm(spec: ConvSpec) -> str:
+def choose_algorithm(spec: ConvSpec) -> str:
+    """The CPU algorithm that runs ``spec``: the one asked for, or the one "auto" picks."""
     if spec.algorithm != "auto":
         return spec.algorithm
+    reduction = spec.weight.shape[1] * int(np.prod(spec.kernel_size))
+    per_group = spec.c_out // spec.groups
+    if reduction >= _GEMM_MIN_REDUCTION and per_group >= _GEMM_MIN_GROUP_OUTPUTS:
+        return "gemm"
     return "direct"
 
 
@@ -45,7 +57,7 @@ def active_threading_layer() -> str | None:
 
 
 def _compute(spec: ConvSpec, target: np.ndarray) -> None:
-    kernel = _CPU_ALGORITHMS[_choose_algorithm(spec)]
+    kernel = _CPU_ALGORITHMS[choose_algorithm(spec)]
     if active_threading_layer() in _THREAD_SAFE_LAYERS:
         kernel(spec, target)
         return
@@ -53,8 +65,17 @@ def _compute(spec: ConvSpec, target: np.ndarray) -> None:
         kernel(spec, target)
 
 
+def _cuda_driver():
+    # Imported on the first GPU call only: numba.cuda is optional and slow to import.
+    from .cuda import driver
+
+    return driver
+
+
 def convolve(spec: ConvSpec) -> np.ndarray:
     """Run ``spec`` and return the result as the caller expects it."""
+    if spec.device == "cuda":
+        return _cuda_driver().convolve(spec)
     out = spec.out
     if out is not None and out.dtype == spec.dtype and out.flags.c_contiguous:
         # Write straight into the caller's buffer.
@@ -71,6 +92,8 @@ def convolve(spec: ConvSpec) -> np.ndarray:
 
 def separable(spec: SeparableSpec) -> np.ndarray:
     """Run the depthwise step, then the pointwise step on its result."""
+    if spec.pointwise.device == "cuda":
+        return _cuda_driver().separable(spec)
     depthwise = spec.depthwise
     middle = np.empty((depthwise.batch, *_batched_shape(depthwise)[1:]), dtype=depthwise.dtype)
     _compute(depthwise, middle)

@@ -22,7 +22,7 @@ from ._validate import (
 
 __all__ = ["ConvSpec", "SeparableSpec", "conv_spec", "separable_spec", "output_spatial"]
 
-ALGORITHMS = ("auto", "direct")
+ALGORITHMS = ("auto", "direct", "gemm")
 
 #: ``groups=DEPTHWISE`` is how the depthwise helpers ask for ``groups = C_in``.
 DEPTHWISE = type("Depthwise", (), {"__repr__": lambda self: "DEPTHWISE"})()
@@ -38,6 +38,13 @@ class ConvSpec:
 
     ``x`` keeps the caller's layout (it is never copied here); ``weight`` is
     ``(C_out, C_in // groups, *k)``; ``bias`` is ``(C_out,)`` or ``None``.
+
+    On ``device="cuda"`` the arrays are not converted to the compute dtype
+    here (the GPU driver converts on the device, or reads float16 directly):
+    CUDA arrays are wrapped as Numba device arrays without a copy, NumPy
+    arrays stay NumPy arrays until the driver copies them in. ``caller``
+    says how to hand the result back (:class:`groupconv.cuda._interop.Caller`)
+    and ``stream`` is the caller's CUDA stream, or ``None``.
     """
 
     x: np.ndarray | None
@@ -61,6 +68,8 @@ class ConvSpec:
     out: np.ndarray | None
     algorithm: str
     device: str
+    stream: object = None
+    caller: object = None
 
     @property
     def kernel_size(self) -> tuple[int, ...]:
@@ -113,12 +122,36 @@ def output_spatial(in_spatial, kernel_size, stride, padding, dilation):
     return tuple(sizes)
 
 
-def _as_array(value, name):
-    if hasattr(value, "__cuda_array_interface__"):
-        raise NotImplementedError(
-            f"{name} is a CUDA array; the GPU kernels are not available in this "
-            f"version of groupconv: copy it to the host (e.g. with .get() or .cpu())"
-        )
+def _interop():
+    # Imported on first GPU use only: it is small, but GPU support is optional.
+    from .cuda import _interop
+
+    return _interop
+
+
+def _is_gpu(value) -> bool:
+    """Whether ``value`` is a CUDA array, without importing anything for plain values."""
+    if value is None or isinstance(value, (np.ndarray, np.generic, int, float, complex,
+                                           list, tuple)):
+        return False
+    return _interop().is_cuda_array(value)
+
+
+def _as_array(value, name, device="cpu"):
+    if _is_gpu(value):
+        if device != "cuda":
+            raise ValueError(
+                f"{name} is a CUDA array but the call runs on the CPU (device='cpu', or x "
+                f"is a NumPy array); pass device='cuda' (or a CUDA x) to run on the GPU, "
+                f"or copy {name} to the host first (e.g. .copy_to_host(), .get() or .cpu())"
+            )
+        arr = _interop().as_device_array(value, name)
+        if arr.dtype.kind not in "biufc":
+            raise TypeError(
+                f"{name} has dtype {arr.dtype}, which groupconv cannot convolve; "
+                f"expected a numeric array (float, complex, integer or bool)"
+            )
+        return arr
     arr = np.asarray(value)
     if arr.dtype.kind not in "biufc":
         raise TypeError(
@@ -139,7 +172,12 @@ def check_size(shape, name, itemsize=16):
         )
 
 
-def _check_algorithm_device(algorithm, device):
+def _check_algorithm_device(algorithm, device, x, stream):
+    """Check ``algorithm``; resolve ``device`` (None: where ``x`` lives) and the caller's kind.
+
+    Returns ``(device, caller_kind)``, where the kind is ``"numpy"`` for a
+    NumPy ``x`` (see :func:`groupconv.cuda._interop.array_kind`).
+    """
     if algorithm not in ALGORITHMS:
         raise ValueError(
             f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; "
@@ -149,11 +187,38 @@ def _check_algorithm_device(algorithm, device):
         raise ValueError(
             f"device must be None, 'cpu' or 'cuda'; got device={device!r}"
         )
-    if device == "cuda":
-        raise NotImplementedError(
-            "device='cuda': the GPU kernels are not available in this version of groupconv"
-        )
-    return "cpu"
+    on_gpu = _is_gpu(x)
+    if device is None:
+        device = "cuda" if on_gpu else "cpu"
+    if device == "cpu":
+        if stream is not None:
+            raise ValueError(
+                "stream is for GPU calls (a CUDA x or device='cuda'), but this call runs "
+                "on the CPU; drop stream= or pass device='cuda'"
+            )
+        return device, "numpy"
+    _interop().require_cuda()  # RuntimeError without a GPU (or the simulator)
+    return device, _interop().array_kind(x) if on_gpu else "numpy"
+
+
+def _add_batch_dim(x):
+    if isinstance(x, np.ndarray):
+        return x[np.newaxis]
+    return _interop().expand_dims(x, 0)
+
+
+def _in_dtype(arr, dtype, device):
+    """``arr`` in the compute dtype on the CPU; unchanged for the GPU (its driver converts)."""
+    if arr is None or device == "cuda":
+        return arr
+    return arr.astype(dtype, copy=False)
+
+
+def _caller(device, kind, x, out):
+    """How the GPU driver hands the result back (None for CPU calls)."""
+    if device != "cuda":
+        return None
+    return _interop().Caller(kind=kind, like=x, out=out)
 
 
 def _check_padding_mode(padding_mode, padding, in_spatial):
@@ -177,9 +242,47 @@ def _check_padding_mode(padding_mode, padding, in_spatial):
             )
 
 
-def _check_out(out, shape, dtype, inputs):
+def _check_gpu_out(out, shape, dtype, inputs):
+    """``out`` for a result that stays on the GPU: a CUDA array, checked like a NumPy one."""
+    if not _is_gpu(out):
+        raise TypeError(
+            f"out must be a CUDA array (the result of a call on a CUDA x stays on the GPU), "
+            f"got {type(out).__name__}"
+        )
+    interop = _interop()
+    wrapped = interop.as_device_array(out, "out")
+    if tuple(wrapped.shape) != tuple(shape):
+        raise ValueError(
+            f"out must have shape {tuple(shape)}, got out.shape={tuple(wrapped.shape)}"
+        )
+    if wrapped.dtype != dtype:
+        raise TypeError(f"out must have dtype {dtype}, got out.dtype={wrapped.dtype}")
+    if interop.is_readonly(out):
+        raise ValueError("out is read-only; pass a writeable array")
+    lo, hi = interop.memory_range(wrapped)
+    for name, arr in inputs:
+        # Host inputs are copied to the device first and cannot overlap; device
+        # arrays are compared by address ranges (like numpy.may_share_memory).
+        if arr is None or isinstance(arr, np.ndarray) or lo == hi:
+            continue
+        other_lo, other_hi = interop.memory_range(arr)
+        if other_lo < hi and lo < other_hi:
+            raise ValueError(
+                f"out overlaps the memory of {name}; pass a separate output array"
+            )
+    return wrapped
+
+
+def _check_out(out, shape, dtype, inputs, kind="numpy"):
+    """Check ``out``; return it (a CUDA ``out`` wrapped as a Numba device array) or None.
+
+    ``kind`` is the caller's kind: the result of a NumPy ``x`` is a NumPy
+    array (also with ``device="cuda"``), so ``out`` must be one then.
+    """
     if out is None:
         return None
+    if kind != "numpy":
+        return _check_gpu_out(out, shape, dtype, inputs)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):
@@ -217,16 +320,18 @@ def conv_spec(
     algorithm="auto",
     device=None,
     weight_name="weight",
+    stream=None,
 ) -> ConvSpec:
     """Check and normalise the arguments of :func:`groupconv.conv`.
 
     ``weight_name`` is what error messages call the weight (the separable
     helper passes ``"depthwise_weight"``).
     """
-    device = _check_algorithm_device(algorithm, device)
-    x = _as_array(x, "x")
-    weight = _as_array(weight, weight_name)
-    bias = None if bias is None else _as_array(bias, "bias")
+    device, kind = _check_algorithm_device(algorithm, device, x, stream)
+    caller = _caller(device, kind, x, out)
+    x = _as_array(x, "x", device)
+    weight = _as_array(weight, weight_name, device)
+    bias = None if bias is None else _as_array(bias, "bias", device)
 
     rank = weight.ndim - 2
     if rank not in (1, 2, 3):
@@ -239,7 +344,7 @@ def conv_spec(
         batched = True
     elif x.ndim == rank + 1:
         batched = False
-        x = x[np.newaxis]
+        x = _add_batch_dim(x)
     else:
         raise ValueError(
             f"x must have {rank + 2} dims (batched) or {rank + 1} (unbatched) to match a "
@@ -283,13 +388,13 @@ def conv_spec(
     dtype, result_dtype = compute_dtype(*dtypes)
     out_shape = full_shape if batched else full_shape[1:]
     out = _check_out(
-        out, out_shape, result_dtype, [("x", x), (weight_name, weight), ("bias", bias)]
+        out, out_shape, result_dtype, [("x", x), (weight_name, weight), ("bias", bias)], kind
     )
 
     return ConvSpec(
-        x=x.astype(dtype, copy=False),
-        weight=weight.astype(dtype, copy=False),
-        bias=None if bias is None else bias.astype(dtype, copy=False),
+        x=_in_dtype(x, dtype, device),
+        weight=_in_dtype(weight, dtype, device),
+        bias=_in_dtype(bias, dtype, device),
         rank=rank,
         layout=layout,
         batched=batched,
@@ -308,6 +413,8 @@ def conv_spec(
         out=out,
         algorithm=algorithm,
         device=device,
+        stream=stream,
+        caller=caller,
     )
 
 
@@ -325,18 +432,22 @@ def separable_spec(
     out=None,
     algorithm="auto",
     device=None,
+    stream=None,
 ) -> SeparableSpec:
     """Check and normalise the arguments of :func:`groupconv.separable_conv`."""
-    x = _as_array(x, "x")
-    depthwise_weight = _as_array(depthwise_weight, "depthwise_weight")
-    pointwise_weight = _as_array(pointwise_weight, "pointwise_weight")
-    bias = None if bias is None else _as_array(bias, "bias")
+    device, kind = _check_algorithm_device(algorithm, device, x, stream)
+    caller = _caller(device, kind, x, out)
+    x = _as_array(x, "x", device)
+    depthwise_weight = _as_array(depthwise_weight, "depthwise_weight", device)
+    pointwise_weight = _as_array(pointwise_weight, "pointwise_weight", device)
+    bias = None if bias is None else _as_array(bias, "bias", device)
     dtypes = [a.dtype for a in (x, depthwise_weight, pointwise_weight, bias) if a is not None]
     dtype, result_dtype = compute_dtype(*dtypes)
     dw = conv_spec(
-        x, depthwise_weight.astype(dtype, copy=False), None, stride=stride,
+        x, _in_dtype(depthwise_weight, dtype, device), None, stride=stride,
         padding=padding, dilation=dilation, groups=DEPTHWISE, padding_mode=padding_mode,
         layout=layout, algorithm=algorithm, device=device, weight_name="depthwise_weight",
+        stream=stream,
     )
     c_mid, pw_shape = dw.c_out, pointwise_weight.shape
     if not (
@@ -349,25 +460,34 @@ def separable_spec(
             f"pointwise_weight must have shape (C_out, {c_mid}) or (C_out, {c_mid}{ones}) "
             f"where {c_mid} = C_in * multiplier, got pointwise_weight.shape={pw_shape}"
         )
-    pointwise_weight = pointwise_weight.reshape(pw_shape[:2] + (1,) * dw.rank)
+    if pointwise_weight.ndim == 2:
+        # Unit kernel dims: a view whatever the strides, on the GPU too.
+        pointwise_weight = (
+            pointwise_weight.reshape(pw_shape + (1,) * dw.rank)
+            if isinstance(pointwise_weight, np.ndarray)
+            else _interop().expand_dims(pointwise_weight, 2, dw.rank)
+        )
     # The pointwise input is the depthwise result, which does not exist yet:
     # describe it by a zero-stride placeholder of the right shape and dtype.
     mid_shape = _layout_shape(dw.batch, c_mid, dw.out_spatial, dw.layout)
     placeholder = np.lib.stride_tricks.as_strided(
         np.zeros(1, dtype=dtype), shape=mid_shape, strides=(0,) * len(mid_shape)
     )
+    # On the GPU the placeholder is never copied in: the driver replaces it.
     pw = conv_spec(
         placeholder if dw.batched else placeholder[0],
-        pointwise_weight.astype(dtype, copy=False),
-        None if bias is None else bias.astype(dtype, copy=False),
-        layout=dw.layout, algorithm=algorithm, device=device,
+        _in_dtype(pointwise_weight, dtype, device),
+        _in_dtype(bias, dtype, device),
+        layout=dw.layout, algorithm=algorithm, device=device, stream=stream,
     )
     out = _check_out(
         out, pw.output_shape, result_dtype,
         [("x", x), ("depthwise_weight", depthwise_weight),
-         ("pointwise_weight", pointwise_weight), ("bias", bias)],
+         ("pointwise_weight", pointwise_weight), ("bias", bias)], kind,
     )
     return SeparableSpec(
         depthwise=dw,
-        pointwise=dataclasses.replace(pw, x=None, result_dtype=result_dtype, out=out),
+        pointwise=dataclasses.replace(
+            pw, x=None, result_dtype=result_dtype, out=out, caller=caller
+        ),
     )

@@ -1,0 +1,183 @@
+"""GEMM-based grouped convolution: im2col over bounded tiles of output rows, then BLAS.
+
+For each image and group, the output pixels are cut into tiles of whole
+output rows; a tile's input patches are gathered (im2col, by a Numba kernel
+that writes zeros for the padding) into a workspace of at most
+:data:`WORKSPACE_BYTES`, and one matrix product with the group's weight
+gives the tile's outputs. The im2col matrix is never materialised whole.
+
+A 1x1 kernel at stride 1 without padding needs no gathering: the input
+itself is the matrix, and the whole call is one product per image and group.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from .._validate import PADDING_MODES
+from ._jit import jit
+
+__all__ = ["WORKSPACE_BYTES", "conv_gemm"]
+
+#: Upper bound of the im2col tile; with the tile of outputs it bounds the workspace.
+WORKSPACE_BYTES = 2 * 2**20
+
+U = np.uint64
+
+
+@jit(parallel=True)
+def _im2col_channels_last(x, tile, n, first_channel, first_pixel, out_spatial, stride, dilation,
+                          pad, kernel):
+    """``tile[p, ((kd*KH + kh)*KW + kw)*Cg + c] = x[n, z, y, x, first_channel + c]`` or 0."""
+    _, d_in, h_in, w_in, c_in = x.shape
+    n_pixels, k_total = tile.shape
+    d_out, h_out, w_out = out_spatial
+    kd_size, kh_size, kw_size = kernel
+    c_group = k_total // (kd_size * kh_size * kw_size)
+    sd, sh, sw = stride
+    dd, dh, dw = dilation
+    pd, ph, pw = pad
+    x_flat, tile_flat = x.reshape(-1), tile.reshape(-1)
+    cg = U(c_group)
+    for p in prange(n_pixels):
+        q = first_pixel + p
+        ow = q % w_out
+        oh = (q // w_out) % h_out
+        od = q // (w_out * h_out)
+        dst = U(p * k_total)
+        for kd in range(kd_size):
+            iz = od * sd + kd * dd - pd
+            for kh in range(kh_size):
+                iy = oh * sh + kh * dh - ph
+                for kw in range(kw_size):
+                    ix = ow * sw + kw * dw - pw
+                    if iz < 0 or iz >= d_in or iy < 0 or iy >= h_in or ix < 0 or ix >= w_in:
+                        for c in range(cg):
+                            tile_flat[dst + c] = 0
+                    else:
+                        src = U((((n * d_in + iz) * h_in + iy) * w_in + ix) * c_in + first_channel)
+                        for c in range(cg):
+                            tile_flat[dst + c] = x_flat[src + c]
+                    dst += cg
+
+
+@jit(parallel=True)
+def _im2col_channels_first(x, tile, n, first_channel, first_pixel, out_spatial, stride, dilation,
+                           pad, kernel):
+    """``tile[((c*KD + kd)*KH + kh)*KW + kw, p] = x[n, first_channel + c, z, y, x]`` or 0."""
+    _, c_in, d_in, h_in, w_in = x.shape
+    k_total, n_pixels = tile.shape
+    d_out, h_out, w_out = out_spatial
+    kd_size, kh_size, kw_size = kernel
+    sd, sh, sw = stride
+    dd, dh, dw = dilation
+    pd, ph, pw = pad
+    x_flat, tile_flat = x.reshape(-1), tile.reshape(-1)
+    for k in prange(k_total):
+        kw = k % kw_size
+        kh = (k // kw_size) % kh_size
+        kd = (k // (kw_size * kh_size)) % kd_size
+        c = k // (kw_size * kh_size * kd_size)
+        channel = ((n * c_in + first_channel + c) * d_in) * h_in
+        row = U(k * n_pixels)
+        for p in range(n_pixels):
+            q = first_pixel + p
+            ow = q % w_out
+            oh = (q // w_out) % h_out
+            od = q // (w_out * h_out)
+            iz = od * sd + kd * dd - pd
+            iy = oh * sh + kh * dh - ph
+            ix = ow * sw + kw * dw - pw
+            if iz < 0 or iz >= d_in or iy < 0 or iy >= h_in or ix < 0 or ix >= w_in:
+                tile_flat[row + U(p)] = 0
+            else:
+                tile_flat[row + U(p)] = x_flat[U((channel + iz * h_in + iy) * w_in + ix)]
+
+
+def _to_3d(values, fill):
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+def _pad_input(spec):
+    """The input with a non-zero padding mode applied (a workspace copy), and the pads left."""
+    x, pads, rank = spec.x, spec.padding, spec.rank
+    if spec.padding_mode == "zeros" or not any(lo or hi for lo, hi in pads):
+        return x, pads
+    first = 1 if spec.layout == "channels_last" else 2
+    widths = [(0, 0)] * x.ndim
+    widths[first:first + rank] = pads
+    return np.pad(x, widths, mode=PADDING_MODES[spec.padding_mode]), ((0, 0),) * rank
+
+
+def conv_gemm(spec, target: np.ndarray) -> None:
+    """Compute ``spec`` into ``target`` by tiled im2col and BLAS matrix products."""
+    if target.size == 0:
+        return
+    x, pads = _pad_input(spec)
+    channels_last = spec.layout == "channels_last"
+    kernel = _to_3d(spec.kernel_size, 1)
+    stride, dilation = _to_3d(spec.stride, 1), _to_3d(spec.dilation, 1)
+    pad_lo = _to_3d([lo for lo, _ in pads], 0)
+    out_spatial = _to_3d(spec.out_spatial, 1)
+    groups, c_out, batch = spec.groups, spec.c_out, spec.batch
+    c_group, per_group = spec.weight.shape[1], c_out // groups
+    k_total = c_group * int(np.prod(kernel))
+    pixels = int(np.prod(out_spatial))
+    in_spatial = x.shape[1:-1] if channels_last else x.shape[2:]
+    x5 = np.ascontiguousarray(
+        x.reshape((batch,) + _to_3d(in_spatial, 1) + (spec.c_in,)) if channels_last
+        else x.reshape((batch, spec.c_in) + _to_3d(in_spatial, 1))
+    )
+    weight = spec.weight.reshape(groups, per_group, c_group, *kernel)
+    bias = spec.bias
+    identity = kernel == (1, 1, 1) and stride == (1, 1, 1) and pad_lo == (0, 0, 0)
+
+    if channels_last:
+        # Patches are (kd, kh, kw, c): weight (G, K, Og) to match.
+        w_mat = np.ascontiguousarray(
+            weight.transpose(0, 3, 4, 5, 2, 1).reshape(groups, k_total, per_group))
+        out2d = target.reshape(batch, pixels, c_out)
+        rows = max(1, WORKSPACE_BYTES // (k_total * x5.itemsize * out_spatial[2]))
+        tile_pixels = min(pixels, rows * out_spatial[2])
+        buffer = None if identity else np.empty(tile_pixels * k_total, dtype=x5.dtype)
+        flat_in = x5.reshape(batch, pixels, spec.c_in) if identity else None
+        for n in range(batch):
+            for g in range(groups):
+                for p0 in range(0, pixels, tile_pixels):
+                    count = min(tile_pixels, pixels - p0)
+                    if identity:
+                        patches = flat_in[n, p0:p0 + count, g * c_group:(g + 1) * c_group]
+                    else:
+                        patches = buffer[:count * k_total].reshape(count, k_total)
+                        _im2col_channels_last(x5, patches, n, g * c_group, p0, out_spatial,
+                                              stride, dilation, pad_lo, kernel)
+                    dst = out2d[n, p0:p0 + count, g * per_group:(g + 1) * per_group]
+                    if groups == 1 and patches.flags.c_contiguous:
+                        np.dot(patches, w_mat[g], out=dst)
+                    else:
+                        dst[...] = patches @ w_mat[g]
+        if bias is not None:
+            out2d += bias
+        return
+
+    # channels_first: patches are (c, kd, kh, kw) x pixels, weight (G, Og, K).
+    w_mat = np.ascontiguousarray(weight.reshape(groups, per_group, k_total))
+    out3d = target.reshape(batch, c_out, pixels)
+    tile_pixels = min(pixels, max(out_spatial[2], WORKSPACE_BYTES // (k_total * x5.itemsize)))
+    buffer = None if identity else np.empty(tile_pixels * k_total, dtype=x5.dtype)
+    flat_in = x5.reshape(batch, spec.c_in, pixels) if identity else None
+    for n in range(batch):
+        for g in range(groups):
+            for p0 in range(0, pixels, tile_pixels):
+                count = min(tile_pixels, pixels - p0)
+                if identity:
+                    patches = flat_in[n, g * c_group:(g + 1) * c_group, p0:p0 + count]
+                else:
+                    patches = buffer[:count * k_total].reshape(k_total, count)
+                    _im2col_channels_first(x5, patches, n, g * c_group, p0, out_spatial,
+                                           stride, dilation, pad_lo, kernel)
+                dst = out3d[n, g * per_group:(g + 1) * per_group, p0:p0 + count]
+                dst[...] = w_mat[g] @ patches
+    if bias is not None:
+        out3d += bias[:, None]

@@ -1,8 +1,10 @@
-"""The ``groupconv`` command line: ``groupconv info`` and ``groupconv demo``.
+"""The ``groupconv`` command line: ``groupconv info``, ``groupconv demo`` and ``groupconv bench``.
 
 Run it as ``groupconv`` (the console script) or ``python -m groupconv``.
 Importing this module is cheap: SciPy and ``numba.cuda`` are imported only
-inside the commands that report on them.
+inside the commands that report on them, and :mod:`groupconv.bench` (whose
+peers, PyTorch, TensorFlow, JAX and matplotlib, are imported only while it
+runs) only when the parser is built.
 """
 
 from __future__ import annotations
@@ -266,8 +268,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if run_demo(seed=args.seed) else 1
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    """Run :func:`groupconv.bench.run_from_args`: 0, 1 if a result is wrong, 2 on misuse."""
+    from groupconv import bench
+
+    return bench.run_from_args(args)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``groupconv`` and its subcommands."""
+    from groupconv import bench
     from groupconv._version import __version__
 
     parser = argparse.ArgumentParser(
@@ -275,7 +285,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Grouped and depthwise convolution for NumPy arrays, with Numba kernels.",
     )
     parser.add_argument("--version", action="version", version=f"groupconv {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{info,demo}")
+    commands = parser.add_subparsers(dest="command", metavar="{info,demo,bench}")
     info = commands.add_parser(
         "info",
         help="versions, threads, caches and CUDA status",
@@ -292,6 +302,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=0, help="seed of the random data (default 0)")
     demo.set_defaults(handler=_cmd_demo)
+    bench_parser = commands.add_parser(
+        "bench",
+        help="time groupconv on the shape suite against PyTorch, TensorFlow, JAX and SciPy",
+        description="Time groupconv.conv and separable_conv on the benchmark shape suite "
+        "(float32, batch 8) in both layouts, check each result against the reference, "
+        "and compare with every importable peer (PyTorch, TensorFlow, JAX, SciPy) in the "
+        "same process. Prints a table (or JSON with --json); progress goes to stderr. "
+        "Exit status 1 if a groupconv result does not match the reference.",
+    )
+    bench.add_arguments(bench_parser)
+    bench_parser.set_defaults(handler=_cmd_bench)
     return parser
 
 
@@ -306,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success; 1 if ``demo`` finds a mismatch; 2 for a usage error,
+        0 on success; 1 if ``demo`` or ``bench`` finds a mismatch; 2 for a usage error,
         including a missing subcommand (after printing the usage to stderr,
         as :mod:`argparse` does).
 
@@ -326,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_usage(sys.stderr)
         print(
-            f"{parser.prog}: error: a command is required: info or demo "
+            f"{parser.prog}: error: a command is required: bench, info or demo "
             f"(see '{parser.prog} --help')",
             file=sys.stderr,
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import PADDING_MODES
+from ._common import U, padded_input, to_3d
 from ._jit import jit
 
 __all__ = ["WORKSPACE_BYTES", "conv_gemm"]
@@ -22,7 +22,6 @@ __all__ = ["WORKSPACE_BYTES", "conv_gemm"]
 #: Upper bound of the im2col tile; with the tile of outputs it bounds the workspace.
 WORKSPACE_BYTES = 2 * 2**20
 
-U = np.uint64
 
 
 # The gathering runs serially on purpose: the matrix products run on the BLAS
@@ -111,39 +110,24 @@ def _im2col_channels_first(x, tile, n, first_channel, first_pixel, out_spatial, 
                 tile_flat[dst + ow] = 0
 
 
-def _to_3d(values, fill):
-    return (fill,) * (3 - len(values)) + tuple(values)
-
-
-def _pad_input(spec):
-    """The input with a non-zero padding mode applied (a workspace copy), and the pads left."""
-    x, pads, rank = spec.x, spec.padding, spec.rank
-    if spec.padding_mode == "zeros" or not any(lo or hi for lo, hi in pads):
-        return x, pads
-    first = 1 if spec.layout == "channels_last" else 2
-    widths = [(0, 0)] * x.ndim
-    widths[first:first + rank] = pads
-    return np.pad(x, widths, mode=PADDING_MODES[spec.padding_mode]), ((0, 0),) * rank
-
-
 def conv_gemm(spec, target: np.ndarray) -> None:
     """Compute ``spec`` into ``target`` by tiled im2col and BLAS matrix products."""
     if target.size == 0:
         return
-    x, pads = _pad_input(spec)
+    x, pads = padded_input(spec)
     channels_last = spec.layout == "channels_last"
-    kernel = _to_3d(spec.kernel_size, 1)
-    stride, dilation = _to_3d(spec.stride, 1), _to_3d(spec.dilation, 1)
-    pad_lo = _to_3d([lo for lo, _ in pads], 0)
-    out_spatial = _to_3d(spec.out_spatial, 1)
+    kernel = to_3d(spec.kernel_size, 1)
+    stride, dilation = to_3d(spec.stride, 1), to_3d(spec.dilation, 1)
+    pad_lo = to_3d([lo for lo, _ in pads], 0)
+    out_spatial = to_3d(spec.out_spatial, 1)
     groups, c_out, batch = spec.groups, spec.c_out, spec.batch
     c_group, per_group = spec.weight.shape[1], c_out // groups
     k_total = c_group * int(np.prod(kernel))
     pixels = int(np.prod(out_spatial))
     in_spatial = x.shape[1:-1] if channels_last else x.shape[2:]
     x5 = np.ascontiguousarray(
-        x.reshape((batch,) + _to_3d(in_spatial, 1) + (spec.c_in,)) if channels_last
-        else x.reshape((batch, spec.c_in) + _to_3d(in_spatial, 1))
+        x.reshape((batch,) + to_3d(in_spatial, 1) + (spec.c_in,)) if channels_last
+        else x.reshape((batch, spec.c_in) + to_3d(in_spatial, 1))
     )
     weight = spec.weight.reshape(groups, per_group, c_group, *kernel)
     bias = spec.bias

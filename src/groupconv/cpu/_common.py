@@ -1,0 +1,63 @@
+"""Helpers shared by the CPU kernels: unsigned offsets and index ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import PADDING_MODES
+from ._jit import jit
+
+__all__ = ["U", "add_row_taps", "padded_input", "to_3d", "valid_range"]
+
+# Why the inner loops index flat arrays with np.uint64 offsets: Numba wraps
+# negative signed indices (``a[i]`` with ``i < 0`` means ``a[n + i]``), and
+# that check stops LLVM from vectorising; unsigned offsets cannot be
+# negative, so the innermost loops become packed (ymm/zmm) FMAs.
+U = np.uint64
+
+
+@jit(parallel=False)
+def valid_range(shift, step, size, count):
+    """The outputs ``i`` in ``[lo, hi)`` for which ``i*step + shift`` lies in ``[0, size)``."""
+    lo = 0 if shift >= 0 else (step - 1 - shift) // step
+    hi = min((size - 1 - shift) // step + 1, count)
+    return lo, max(hi, lo)
+
+
+@jit(parallel=False)
+def add_row_taps(out_flat, dst, x_flat, src, tap, shift, step, size, lo, hi):
+    """``out[dst + i] += tap * x[src + i*step + shift]`` for ``i`` in ``[lo, hi)`` inside x."""
+    a, b = valid_range(shift, step, size, hi)
+    a = max(a, lo)
+    if b <= a:
+        return
+    first = src + U(a * step + shift)
+    start = dst + U(a)
+    if step == 1:
+        for i in range(U(b - a)):
+            out_flat[start + i] += tap * x_flat[first + i]
+    else:
+        stride = U(step)
+        for i in range(U(b - a)):
+            out_flat[start + i] += tap * x_flat[first + i * stride]
+
+
+def to_3d(values, fill):
+    """Prefix ``values`` with ``fill`` up to 3 entries (1-D and 2-D become 3-D)."""
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+def padded_input(spec):
+    """``spec.x`` with a non-zero padding mode applied, and the zero padding left to do.
+
+    Zero padding is left to the kernels (index bounds, no copy); any other
+    mode is materialised with :func:`numpy.pad`: a workspace of one padded
+    copy of the input.
+    """
+    x, pads, rank = spec.x, spec.padding, spec.rank
+    if spec.padding_mode == "zeros" or not any(lo or hi for lo, hi in pads):
+        return x, pads
+    first = 1 if spec.layout == "channels_last" else 2
+    widths = [(0, 0)] * x.ndim
+    widths[first:first + rank] = pads
+    return np.pad(x, widths, mode=PADDING_MODES[spec.padding_mode]), ((0, 0),) * rank

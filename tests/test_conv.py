@@ -79,16 +79,37 @@ def test_depthwise_multiplier_order(rng, layout, multiplier):
         assert_matches_reference(part, want)
 
 
+@pytest.mark.parametrize("algorithm", ["auto", *ALGORITHMS])
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("pointwise_ndim", [2, 4])
-def test_separable_against_reference(rng, layout, pointwise_ndim):
+def test_separable_against_reference(rng, layout, pointwise_ndim, algorithm):
     x = make_input(rng, 2, 3, (8, 7), layout)
     dw = rng.standard_normal((6, 1, 3, 3))
     pw = rng.standard_normal((5, 6) + (1, 1) * (pointwise_ndim == 4))
     b = rng.standard_normal(5)
     kw = dict(stride=2, padding="same", padding_mode="reflect", layout=layout)
-    got = groupconv.separable_conv(x, dw, pw, b, **kw)
+    got = groupconv.separable_conv(x, dw, pw, b, algorithm=algorithm, **kw)
     assert_matches_reference(got, reference.separable_conv(x, dw, pw, b, **kw))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex64"])
+def test_fused_separable_shapes(rng, layout, rank, dtype):
+    # Multipliers, many channels (the pointwise sums run in chunks of 8 plus
+    # a remainder), unrolled kernel sizes and borders.
+    for c_in, multiplier, c_out, k, stride, padding in [
+        (3, 2, 5, 3, 1, 1), (17, 1, 4, 3, 1, "same"), (9, 2, 19, 5, 2, "same"),
+        (2, 3, 1, 2, 1, 0), (8, 1, 8, 7, 1, 3),
+    ]:
+        x = make_input(rng, 2, c_in, (9,) * rank, layout, dtype)
+        dw = random_array(rng, (c_in * multiplier, 1) + (k,) * rank, dtype)
+        pw = random_array(rng, (c_out, c_in * multiplier), dtype)
+        b = random_array(rng, (c_out,), dtype)
+        kw = dict(stride=stride, padding=padding, layout=layout)
+        want = reference.separable_conv(x, dw, pw, b, **kw)
+        scale = c_in * multiplier * k**rank * 16.0
+        assert_matches_reference(groupconv.separable_conv(x, dw, pw, b, **kw), want, scale=scale)
 
 
 @pytest.mark.parametrize("layout", ["NCW", "NWC", "NCHW", "NHWC", "NCDHW", "NDHWC"])

@@ -11,6 +11,7 @@ import numpy as np
 from ._spec import ConvSpec, SeparableSpec
 from .cpu.direct import conv_direct
 from .cpu.gemm import conv_gemm
+from .cpu.separable import conv_separable
 
 __all__ = ["convolve", "separable"]
 
@@ -72,17 +73,19 @@ def _cuda_driver():
     return driver
 
 
-def convolve(spec: ConvSpec) -> np.ndarray:
-    """Run ``spec`` and return the result as the caller expects it."""
-    if spec.device == "cuda":
-        return _cuda_driver().convolve(spec)
+def _deliver(spec: ConvSpec, compute) -> np.ndarray:
+    """Run ``compute(target)`` and return the result as ``spec``'s caller expects it.
+
+    ``target`` is a batched, C-contiguous array in the compute dtype: the
+    caller's ``out`` when it is one, else a new array, copied (and cast, for
+    float16) into ``out`` when ``out`` was given.
+    """
     out = spec.out
     if out is not None and out.dtype == spec.dtype and out.flags.c_contiguous:
-        # Write straight into the caller's buffer.
-        _compute(spec, out.reshape(_batched_shape(spec)))
+        compute(out.reshape(_batched_shape(spec)))
         return out
     target = np.empty(_batched_shape(spec), dtype=spec.dtype)
-    _compute(spec, target)
+    compute(target)
     result = target if spec.batched else target[0]
     if out is not None:
         np.copyto(out, result, casting="same_kind")
@@ -90,11 +93,33 @@ def convolve(spec: ConvSpec) -> np.ndarray:
     return result.astype(spec.result_dtype, copy=False)
 
 
+def convolve(spec: ConvSpec) -> np.ndarray:
+    """Run ``spec`` and return the result as the caller expects it."""
+    if spec.device == "cuda":
+        return _cuda_driver().convolve(spec)
+    return _deliver(spec, lambda target: _compute(spec, target))
+
+
+def _fused(depthwise: ConvSpec, pointwise: ConvSpec, target: np.ndarray) -> None:
+    if active_threading_layer() in _THREAD_SAFE_LAYERS:
+        conv_separable(depthwise, pointwise, target)
+        return
+    with _PARALLEL_LOCK:
+        conv_separable(depthwise, pointwise, target)
+
+
 def separable(spec: SeparableSpec) -> np.ndarray:
-    """Run the depthwise step, then the pointwise step on its result."""
+    """Run a depthwise-separable convolution.
+
+    ``algorithm="auto"`` runs the fused kernel (the depthwise result is never
+    written whole); an explicit algorithm runs the two steps one after the
+    other with that algorithm, for comparison and testing.
+    """
     if spec.pointwise.device == "cuda":
         return _cuda_driver().separable(spec)
-    depthwise = spec.depthwise
-    middle = np.empty((depthwise.batch, *_batched_shape(depthwise)[1:]), dtype=depthwise.dtype)
+    depthwise, pointwise = spec.depthwise, spec.pointwise
+    if depthwise.algorithm == "auto":
+        return _deliver(pointwise, lambda target: _fused(depthwise, pointwise, target))
+    middle = np.empty(_batched_shape(depthwise), dtype=depthwise.dtype)
     _compute(depthwise, middle)
-    return convolve(dataclasses.replace(spec.pointwise, x=middle))
+    return convolve(dataclasses.replace(pointwise, x=middle))

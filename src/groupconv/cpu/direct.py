@@ -16,7 +16,13 @@ from ._common import padded_input, to_3d
 from .direct_cf import channels_first
 from .direct_cl import channels_last_by_group, channels_last_by_output
 
-__all__ = ["UNROLLED_SIZES", "conv_direct", "direct_arguments", "output_5d"]
+__all__ = [
+    "UNROLLED_SIZES",
+    "conv_direct",
+    "direct_arguments",
+    "output_5d",
+    "unroll_arguments",
+]
 
 
 #: Kernel sizes (kh, kw) that get builds with unrolled taps. Each is one
@@ -28,7 +34,7 @@ _UNROLLED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _MAX_FULLY_UNROLLED_TAPS = 25
 
 
-def _unroll_arguments(kernel, dtype, channels_last):
+def unroll_arguments(kernel, dtype, channels_last):
     """Tuples whose lengths select a specialised build; empty tuples select the generic one."""
     _, kh, kw = kernel
     if (kh, kw) not in UNROLLED_SIZES or dtype not in _UNROLLED_DTYPES:
@@ -53,7 +59,7 @@ def direct_arguments(spec):
     c_out, groups = spec.c_out, spec.groups
     bias = spec.bias if spec.bias is not None else np.zeros(c_out, dtype=spec.dtype)
     bias = np.ascontiguousarray(bias)
-    after = (stride, dilation, pad_lo, *_unroll_arguments(kernel, spec.dtype, channels_last))
+    after = (stride, dilation, pad_lo, *unroll_arguments(kernel, spec.dtype, channels_last))
     if not channels_last:
         x5 = np.ascontiguousarray(x.reshape(x.shape[:2] + to_3d(x.shape[2:], 1)))
         return channels_first, (x5, np.ascontiguousarray(weight), bias), after

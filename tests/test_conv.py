@@ -298,6 +298,13 @@ def test_unrolled_kernel_sizes(rng, layout, size, dtype):
                 continue
             scale = (c_in // groups) * size * size * 4.0
             assert_matches_reference(groupconv.conv(x, w, b, **kw), want, scale=scale)
+        # 3-D data with a depth-1 kernel and depth padding: some planes are all padding.
+        x = make_input(rng, 1, c_in, (3, 11, 10), layout, dtype)
+        w = rng.standard_normal((c_out, c_in // groups, 1, size, size)).astype(dtype)
+        kw = dict(padding=[(1, 2), (size // 2, size // 2), (size // 2, size // 2)],
+                  groups=groups, layout=layout)
+        assert_matches_reference(groupconv.conv(x, w, **kw), reference.conv(x, w, **kw),
+                                 scale=(c_in // groups) * size * size * 4.0)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -114,6 +114,8 @@ def channels_last_row(x_flat, in_dims, w_flat, w_dims, bias_flat, zeros, n, od, 
     top = oh * sh - ph
     rows_inside = top >= 0 and top + (kh_size - 1) * dh < h_in
     use_blocks = n_blocks > 0 and (rows_inside or not full)
+    if single_pass and not 0 <= od * sd - pd < d_in:
+        use_blocks = False  # an all-padding plane: the outputs are the bias
     for ow in range(w_out):
         if single_pass and use_blocks and ow >= col_lo and ow < col_done:
             continue  # the blocks store these outputs whole

@@ -105,3 +105,19 @@ def test_out_argument_allocates_nothing_large(rng):
     out = np.empty_like(x)
     peak = _peak_bytes(lambda: groupconv.depthwise_conv(x, w, padding=1, out=out))
     assert peak <= SLACK, peak
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_gemm_peak_memory_is_output_plus_bounded_tiles(rng, layout):
+    from groupconv.cpu.gemm import WORKSPACE_BYTES
+
+    shape = (4, 64, 56, 56) if layout == "channels_first" else (4, 56, 56, 64)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    w = rng.standard_normal((64, 64, 3, 3), dtype=np.float32)
+    output_bytes = x.nbytes
+    im2col_whole = 4 * 56 * 56 * 64 * 9 * 4
+    peak = _peak_bytes(lambda: groupconv.conv(x, w, padding=1, layout=layout,
+                                              algorithm="gemm"))
+    # The im2col tile and one tile of products, never the whole im2col matrix.
+    assert peak <= output_bytes + 2 * WORKSPACE_BYTES + SLACK, (peak, output_bytes)
+    assert peak < im2col_whole

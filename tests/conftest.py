@@ -10,6 +10,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+# tests/cuda runs the GPU kernels under Numba's CUDA simulator, which must be
+# switched on before Numba is imported: its own process does that
+# (tests/test_cuda_simulator.py), and this one never enters the directory (it
+# also keeps tests/cuda/conftest.py from shadowing this module's name).
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+    collect_ignore = ["cuda"]
+
 settings.register_profile(
     "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )

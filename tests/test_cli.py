@@ -60,6 +60,31 @@ def test_info_lists_cuda_devices(capsys, monkeypatch):
     assert "yes: Fake GPU (compute capability 9.0)" in capsys.readouterr().out
 
 
+def test_info_reports_the_cuda_driver(capsys, monkeypatch):
+    import numba
+
+    gpu = types.SimpleNamespace(name="Fake GPU", compute_capability=(8, 0))
+    driver = types.SimpleNamespace(get_version=lambda: (13, 0))
+    fake = types.SimpleNamespace(
+        is_available=lambda: True, gpus=[gpu], implementation="fake",
+        cudadrv=types.SimpleNamespace(driver=types.SimpleNamespace(driver=driver)),
+    )
+    monkeypatch.setitem(sys.modules, "numba.cuda", fake)
+    monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", 0)
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "yes: Fake GPU (compute capability 8.0)" in out
+    assert "cuda driver:" in out and "CUDA 13.0 (driver API)" in out
+
+
+def test_info_says_when_there_is_no_cuda_device(capsys, monkeypatch):
+    fake = types.SimpleNamespace(is_available=lambda: False, implementation="fake")
+    monkeypatch.setitem(sys.modules, "numba.cuda", fake)
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "cuda device:" in out and "cuda driver:" in out and "none usable" in out
+
+
 def test_demo_matches(capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out

@@ -76,18 +76,36 @@ def test_reflect_padding_at_input_size_is_refused_but_symmetric_accepted():
     assert groupconv.conv(x, w, padding=50, padding_mode="replicate").shape == (1, 1, 102)
 
 
-def test_cuda_device_is_not_yet_available():
-    with pytest.raises(NotImplementedError, match="device='cuda'"):
+def _cuda_usable():
+    try:
+        from numba import cuda
+    except Exception:
+        return False
+    return bool(cuda.is_available())
+
+
+class FakeGpuArray:
+    """Only a __cuda_array_interface__ (never dereferenced: every call here fails first)."""
+
+    __cuda_array_interface__ = {"shape": (2, 4, 8, 8), "typestr": "<f8", "data": (0, False),
+                                "version": 3}
+
+
+@pytest.mark.skipif(_cuda_usable(), reason="a CUDA device is present")
+def test_gpu_call_without_a_gpu_is_a_clear_runtime_error():
+    with pytest.raises(RuntimeError, match="needs a CUDA device"):
         call(device="cuda")
+    with pytest.raises(RuntimeError, match="needs a CUDA device"):
+        groupconv.conv(FakeGpuArray(), W, groups=2)
 
 
-def test_gpu_array_is_refused_clearly():
-    class FakeGpuArray:
-        __cuda_array_interface__ = {"shape": (1,), "typestr": "<f4", "data": (0, False),
-                                    "version": 3}
-
-    with pytest.raises(NotImplementedError, match="x is a CUDA array"):
-        groupconv.conv(FakeGpuArray(), W)
+def test_gpu_array_on_the_cpu_is_refused_clearly():
+    with pytest.raises(ValueError, match="x is a CUDA array but the call runs on the CPU"):
+        groupconv.conv(FakeGpuArray(), W, groups=2, device="cpu")
+    with pytest.raises(ValueError, match="weight is a CUDA array but the call runs on the CPU"):
+        groupconv.conv(X, FakeGpuArray(), groups=2)
+    with pytest.raises(ValueError, match="stream is for GPU calls"):
+        call(stream=0)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ def conv(
     out: np.ndarray | None = None,
     algorithm: str = "auto",
     device: str | None = None,
+    stream=None,
 ) -> np.ndarray:
     """Grouped N-D convolution (cross-correlation), as in PyTorch's ``conv{1,2,3}d``.
 
@@ -64,28 +65,42 @@ def conv(
         ``"channels_first"`` or ``"channels_last"``, or an alias checked
         against the rank: ``"NCW"``, ``"NWC"``, ``"NCHW"``, ``"NHWC"``,
         ``"NCDHW"``, ``"NDHWC"``.
-    out : numpy.ndarray, optional
+    out : numpy.ndarray or CUDA array, optional
         Where to write the result: exact shape and dtype, not overlapping
-        any input.
+        any input; a CUDA array when ``x`` is one, a NumPy array otherwise.
     algorithm : str, optional
         ``"auto"`` (choose from the shape) or ``"direct"``.
     device : {None, "cpu", "cuda"}, optional
-        ``None`` runs where the input lives.
+        ``None`` runs where ``x`` lives: on the GPU for any object with
+        ``__cuda_array_interface__`` (Numba device arrays, CuPy arrays,
+        PyTorch CUDA tensors), on the CPU otherwise. ``"cuda"`` with a NumPy
+        ``x`` copies the inputs in and the result out. ``"cpu"`` with a CUDA
+        array is an error. Weights and bias may be NumPy arrays in a GPU
+        call (they are copied in).
+    stream : optional
+        GPU calls only: the CUDA stream to queue the work on (a Numba, CuPy
+        or PyTorch stream, or a raw handle); ``None`` is the default
+        stream. A GPU result is returned without waiting for the kernel.
 
     Returns
     -------
-    numpy.ndarray
+    numpy.ndarray or CUDA array
         Shape ``(N, C_out, *out_spatial)`` or ``(N, *out_spatial, C_out)``;
         dtype float32, float64, complex64 or complex128 (float16 inputs give
-        float16, integer and bool inputs give float64).
+        float16, integer and bool inputs give float64). For a CUDA ``x``, the
+        same kind of array as ``x`` (a Numba device array for other CUDA
+        objects).
 
     Raises
     ------
     ValueError
         A shape, size or option does not fit: the message names the argument,
-        what was expected and what was received.
+        what was expected and what was received; or a CUDA array is passed
+        with ``device="cpu"``.
     TypeError
         An argument has the wrong type or dtype.
+    RuntimeError
+        A GPU call without a usable CUDA device (or numba-cuda).
 
     See Also
     --------
@@ -112,6 +127,7 @@ def conv(
     spec = conv_spec(
         x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
         padding_mode=padding_mode, layout=layout, out=out, algorithm=algorithm, device=device,
+        stream=stream,
     )
     return _dispatch.convolve(spec)
 
@@ -129,6 +145,7 @@ def depthwise_conv(
     out: np.ndarray | None = None,
     algorithm: str = "auto",
     device: str | None = None,
+    stream=None,
 ) -> np.ndarray:
     """Depthwise convolution: :func:`conv` with ``groups = C_in``.
 
@@ -144,7 +161,7 @@ def depthwise_conv(
         ``(C_in * M, 1, *kernel)``.
     bias : array_like, optional
         ``(C_in * M,)``.
-    stride, padding, dilation, padding_mode, layout, out, algorithm, device
+    stride, padding, dilation, padding_mode, layout, out, algorithm, device, stream
         As for :func:`conv`.
 
     Returns
@@ -182,6 +199,7 @@ def depthwise_conv(
     spec = conv_spec(
         x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=DEPTHWISE,
         padding_mode=padding_mode, layout=layout, out=out, algorithm=algorithm, device=device,
+        stream=stream,
     )
     return _dispatch.convolve(spec)
 
@@ -200,6 +218,7 @@ def separable_conv(
     out: np.ndarray | None = None,
     algorithm: str = "auto",
     device: str | None = None,
+    stream=None,
 ) -> np.ndarray:
     """Depthwise-separable convolution: a depthwise step, then a 1x1 pointwise step.
 
@@ -217,8 +236,11 @@ def separable_conv(
         ``(C_out, C_in * M)`` or ``(C_out, C_in * M, 1, ..., 1)``.
     bias : array_like, optional
         ``(C_out,)``.
-    stride, padding, dilation, padding_mode, layout, out, algorithm, device
-        As for :func:`conv`, applied to the depthwise step.
+    stride, padding, dilation, padding_mode, layout, out, algorithm, device, stream
+        As for :func:`conv`; stride, padding, dilation and padding_mode apply
+        to the depthwise step. On the GPU, ``algorithm="auto"`` runs one fused
+        kernel (the depthwise result stays in shared memory) and
+        ``"direct"`` runs the two steps.
 
     Returns
     -------
@@ -252,6 +274,6 @@ def separable_conv(
     spec = separable_spec(
         x, depthwise_weight, pointwise_weight, bias, stride=stride, padding=padding,
         dilation=dilation, padding_mode=padding_mode, layout=layout, out=out,
-        algorithm=algorithm, device=device,
+        algorithm=algorithm, device=device, stream=stream,
     )
     return _dispatch.separable(spec)

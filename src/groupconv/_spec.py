@@ -350,10 +350,11 @@ def conv_spec(
             f"x must have {rank + 2} dims (batched) or {rank + 1} (unbatched) to match a "
             f"{rank}-D {weight_name} of shape {weight.shape}; got x.shape={x.shape}"
         )
+    shape = tuple(x.shape)  # a plain tuple: simulator device arrays refuse shape[-1]
     if layout == "channels_first":
-        batch, c_in, in_spatial = x.shape[0], x.shape[1], x.shape[2:]
+        batch, c_in, in_spatial = shape[0], shape[1], shape[2:]
     else:
-        batch, c_in, in_spatial = x.shape[0], x.shape[-1], x.shape[1:-1]
+        batch, c_in, in_spatial = shape[0], shape[-1], shape[1:-1]
 
     groups = c_in if groups is DEPTHWISE else as_int(groups, "groups", minimum=1)
     c_out, c_group = weight.shape[0], weight.shape[1]

@@ -103,6 +103,15 @@ def _cache_info(numba) -> str:
     return f"default: __pycache__ beside each module ({here}), or a per-user cache if read-only"
 
 
+def _cuda_driver_version(cuda) -> str:
+    """The CUDA driver API version, e.g. ``"13.0"``, or why it is unknown. Never raises."""
+    try:
+        major, minor = cuda.cudadrv.driver.driver.get_version()
+    except Exception as exc:  # a fake or partial numba.cuda, or a driver error
+        return f"version unknown ({type(exc).__name__}: {exc})"
+    return f"CUDA {major}.{minor} (driver API)"
+
+
 def _cuda_info(numba) -> dict[str, str]:
     """What Numba can do with CUDA here. Never raises, whatever is installed."""
     info = {}
@@ -134,10 +143,12 @@ def _cuda_info(numba) -> dict[str, str]:
         return info
     if not available:
         info["cuda device"] = "no"
+        info["cuda driver"] = "none usable (no NVIDIA driver, or no GPU)"
         return info
     if simulated:
         info["cuda device"] = "yes, simulated (kernels run in Python on the CPU)"
         return info
+    info["cuda driver"] = _cuda_driver_version(cuda)
     try:
         names = []
         for gpu in cuda.gpus:

@@ -58,6 +58,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from . import _xp
 from ._api import conv, depthwise_conv, separable_conv
 from ._validate import as_int
 
@@ -153,7 +154,7 @@ def _tf_keywords(strides, padding, data_format, dilations) -> dict:
 
 def _input_shape(input, data_format, *, rank4_only=True) -> tuple[tuple[int, ...], int]:
     """The input's shape and channel count (after ``data_format`` was checked)."""
-    shape = tuple(np.shape(input))
+    shape = tuple(_xp.asarray(input, "input").shape if _xp.is_gpu(input) else np.shape(input))
     layout = "(N, H, W, C)" if data_format == "NHWC" else "(N, C, H, W)"
     if len(shape) != 4 and (rank4_only or len(shape) < 4):
         rank = "4-D" if rank4_only else "of rank 4 or more"
@@ -166,10 +167,11 @@ def _input_shape(input, data_format, *, rank4_only=True) -> tuple[tuple[int, ...
 
 def _filter_array(value, name, layout) -> np.ndarray:
     """``value`` as a 4-D array with non-empty kernel dims, or a ValueError naming ``name``."""
-    arr = np.asarray(value)
+    arr = _xp.asarray(value, name)
     if arr.ndim != 4 or min(arr.shape[:2]) < 1:
         raise ValueError(
-            f"{name} must be 4-D {layout} with kernel sizes >= 1, got {name}.shape={arr.shape}"
+            f"{name} must be 4-D {layout} with kernel sizes >= 1, "
+            f"got {name}.shape={tuple(arr.shape)}"
         )
     return arr
 
@@ -184,7 +186,7 @@ def _depthwise_weight(depthwise, name, c_in, input_shape) -> np.ndarray:
             f"{name}.shape[2] = the input's C_in = {c_in} and a channel multiplier M >= 1; "
             f"got {name}.shape={arr.shape} for input.shape={input_shape}"
         )
-    return arr.transpose(2, 3, 0, 1).reshape(c_in * multiplier, 1, kh, kw)
+    return _xp.reshape(_xp.transpose(arr, (2, 3, 0, 1)), (c_in * multiplier, 1, kh, kw))
 
 
 def conv2d(
@@ -274,9 +276,10 @@ def conv2d(
             f"got filters.shape={weights.shape}"
         )
     batch_shape = shape[:-3]
-    x = input if len(batch_shape) == 1 else np.reshape(input, (math.prod(batch_shape), *shape[-3:]))
-    y = conv(x, weights.transpose(3, 2, 0, 1), groups=groups, **keywords)
-    return y if len(batch_shape) == 1 else y.reshape(batch_shape + y.shape[1:])
+    x = input if len(batch_shape) == 1 else _xp.reshape(input, (math.prod(batch_shape),
+                                                                  *shape[-3:]))
+    y = conv(x, _xp.transpose(weights, (3, 2, 0, 1)), groups=groups, **keywords)
+    return y if len(batch_shape) == 1 else _xp.reshape(y, batch_shape + tuple(y.shape[1:]))
 
 
 def depthwise_conv2d(
@@ -424,12 +427,12 @@ def separable_conv2d(
     keywords = _tf_keywords(strides, padding, data_format, dilations)
     shape, c_in = _input_shape(input, data_format)
     dw = _depthwise_weight(depthwise_filter, "depthwise_filter", c_in, shape)
-    pw = np.asarray(pointwise_filter)
+    pw = _xp.asarray(pointwise_filter, "pointwise_filter")
     c_mid = dw.shape[0]
-    if pw.ndim != 4 or pw.shape[:3] != (1, 1, c_mid) or pw.shape[3] < 1:
+    if pw.ndim != 4 or tuple(pw.shape[:3]) != (1, 1, c_mid) or pw.shape[3] < 1:
         raise ValueError(
             f"pointwise_filter must have shape (1, 1, {c_mid}, C_out) where {c_mid} = "
             f"C_in * M = depthwise_filter.shape[2] * depthwise_filter.shape[3], "
-            f"got pointwise_filter.shape={pw.shape}"
+            f"got pointwise_filter.shape={tuple(pw.shape)}"
         )
-    return separable_conv(input, dw, pw[0, 0].T, **keywords)
+    return separable_conv(input, dw, _xp.transpose(pw[0, 0], (1, 0)), **keywords)

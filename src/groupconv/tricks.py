@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from . import _xp
 from ._api import IntOrTuple, Padding, PaddingMode, conv, depthwise_conv
 from ._spec import ConvSpec, conv_spec
 from ._validate import as_int
@@ -75,7 +76,7 @@ def split_sum(y: ArrayLike, parts: int, axis: int = 1) -> np.ndarray:
     array([[[ 4.,  6.],
             [ 8., 10.]]])
     """
-    y = np.asarray(y)
+    caller, y = y, _xp.asarray(y, "y")
     parts = as_int(parts, "parts", minimum=1)
     axis = as_int(axis, "axis")
     if not -y.ndim <= axis < y.ndim:
@@ -90,8 +91,8 @@ def split_sum(y: ArrayLike, parts: int, axis: int = 1) -> np.ndarray:
             f"parts={parts} does not divide y.shape[{axis}]={length}; "
             f"expected a divisor of {length}"
         )
-    cut = y.shape[:index] + (parts, length // parts) + y.shape[index + 1:]
-    return y.reshape(cut).sum(axis=index)
+    cut = tuple(y.shape[:index]) + (parts, length // parts) + tuple(y.shape[index + 1:])
+    return _xp.like(_xp.sum_axis(_xp.reshape(y, cut), index), caller)
 
 
 def _grouped_spec(x, weight, bias, groups, stride, padding, dilation, padding_mode, layout):
@@ -111,8 +112,10 @@ def _keywords(spec: ConvSpec) -> dict:
 
 
 def _finish(spec: ConvSpec, y: np.ndarray) -> np.ndarray:
-    y = y.astype(spec.result_dtype, copy=False)
-    return y if spec.batched else y[0]
+    y = _xp.astype(y, spec.result_dtype)
+    y = y if spec.batched else y[0]
+    # A GPU result goes back as the caller's kind of array (CuPy, PyTorch, ...).
+    return y if spec.caller is None else _xp.like(y, spec.caller.like)
 
 
 def grouped_conv_via_depthwise(
@@ -203,17 +206,19 @@ def grouped_conv_via_depthwise(
     kernel = spec.kernel_size
     # Step 1: permuted channel j*G + g <- original channel g*Cg + j.
     order = np.arange(c_in).reshape(n_groups, per_group_in).T.ravel()
-    x_permuted = np.take(spec.x, order, axis=axis)
+    x_permuted = _xp.take(spec.x, order, axis=axis)
     # Step 2: w_dw[(j*G + g)*Og + q, 0] = weight[g*Og + q, j].
-    w_dw = (
-        spec.weight.reshape((n_groups, per_group_out, per_group_in) + kernel)
-        .transpose((2, 0, 1) + tuple(range(3, 3 + len(kernel))))
-        .reshape((c_in * per_group_out, 1) + kernel)
+    w_dw = _xp.reshape(
+        _xp.transpose(
+            _xp.reshape(spec.weight, (n_groups, per_group_out, per_group_in) + kernel),
+            (2, 0, 1) + tuple(range(3, 3 + len(kernel))),
+        ),
+        (c_in * per_group_out, 1) + kernel,
     )
     # Step 3: add the Cg blocks of C_out channels.
     y = split_sum(depthwise_conv(x_permuted, w_dw, **_keywords(spec)), per_group_in, axis=axis)
     if spec.bias is not None:
-        y += spec.bias if axis == -1 else spec.bias.reshape((c_out,) + (1,) * spec.rank)
+        y = _xp.add_along_axis(y, spec.bias, axis)
     return _finish(spec, y)
 
 
@@ -286,7 +291,7 @@ def grouped_conv_via_split(
     for g in range(spec.groups):
         inputs = slice(g * per_group_in, (g + 1) * per_group_in)
         outputs = slice(g * per_group_out, (g + 1) * per_group_out)
-        x_group = spec.x[:, inputs] if axis == 1 else spec.x[..., inputs]
+        x_group = spec.x[(slice(None),) * (axis % spec.x.ndim) + (inputs,)]
         bias_group = None if spec.bias is None else spec.bias[outputs]
         results.append(conv(x_group, spec.weight[outputs], bias_group, **keywords))
-    return _finish(spec, np.concatenate(results, axis=axis))
+    return _finish(spec, _xp.concatenate(results, axis=axis))

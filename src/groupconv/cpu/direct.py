@@ -28,7 +28,10 @@ __all__ = [
 #: Kernel sizes (kh, kw) that get builds with unrolled taps. Each is one
 #: more compilation per dtype and layout, so only the common ones.
 UNROLLED_SIZES = ((3, 3), (5, 5), (7, 7))
-_UNROLLED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: Only float32, the dtype that performance matters for: each specialised
+#: build costs compile time (once per machine, then cached), and float64
+#: runs correctly, if slower, through the generic loops.
+_UNROLLED_DTYPES = (np.dtype(np.float32),)
 #: Past this many taps per plane, unrolling H as well as W runs out of
 #: registers (measured: 7x7 was slower fully unrolled than unrolled along W).
 _MAX_FULLY_UNROLLED_TAPS = 25

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import PADDING_MODES
-from ._jit import jit
+from ._jit import inlined
 
-__all__ = ["U", "add_row_taps", "padded_input", "to_3d", "valid_range"]
+__all__ = ["U", "add_row_taps", "interior_columns", "padded_input", "to_3d", "valid_range"]
 
 # Why the inner loops index flat arrays with np.uint64 offsets: Numba wraps
 # negative signed indices (``a[i]`` with ``i < 0`` means ``a[n + i]``), and
@@ -16,7 +16,7 @@ __all__ = ["U", "add_row_taps", "padded_input", "to_3d", "valid_range"]
 U = np.uint64
 
 
-@jit(parallel=False)
+@inlined
 def valid_range(shift, step, size, count):
     """The outputs ``i`` in ``[lo, hi)`` for which ``i*step + shift`` lies in ``[0, size)``."""
     lo = 0 if shift >= 0 else (step - 1 - shift) // step
@@ -24,7 +24,15 @@ def valid_range(shift, step, size, count):
     return lo, max(hi, lo)
 
 
-@jit(parallel=False)
+@inlined
+def interior_columns(kw_size, stride_w, dilation_w, pad_w, w_in, w_out):
+    """``(lo, hi)``: the output columns whose every tap along W lies inside the input."""
+    lo = valid_range(-pad_w, stride_w, w_in, w_out)[0]
+    hi = max(valid_range((kw_size - 1) * dilation_w - pad_w, stride_w, w_in, w_out)[1], lo)
+    return lo, hi
+
+
+@inlined
 def add_row_taps(out_flat, dst, x_flat, src, tap, shift, step, size, lo, hi):
     """``out[dst + i] += tap * x[src + i*step + shift]`` for ``i`` in ``[lo, hi)`` inside x."""
     a, b = valid_range(shift, step, size, hi)

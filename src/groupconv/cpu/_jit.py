@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numba
 
-__all__ = ["jit"]
+__all__ = ["inlined", "jit"]
 
 
 def jit(function=None, *, parallel: bool = True, cache: bool = True, **options):
@@ -35,3 +35,14 @@ def jit(function=None, *, parallel: bool = True, cache: bool = True, **options):
     if function is None:
         return lambda f: numba.njit(**options)(f)
     return numba.njit(**options)(function)
+
+
+def inlined(function):
+    """A serial helper compiled into each caller (``inline="always"``).
+
+    Numba otherwise compiles a called function separately and calls it; for
+    the row and tap helpers that costs a call per row or tap and hides the
+    loop nest from LLVM's vectoriser (measured: a depthwise 3x3 layer ran
+    2x slower with its per-tap helper called than inlined).
+    """
+    return jit(function, parallel=False, inline="always")

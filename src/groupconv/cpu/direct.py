@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-#: Kernel sizes (kh, kw) that get builds with unrolled taps. Each is one
+#: Kernel sizes (kh, kw) that get channels_last builds with unrolled taps. Each is one
 #: more compilation per dtype and layout, so only the common ones.
 UNROLLED_SIZES = ((3, 3), (5, 5), (7, 7))
 #: Only float32, the dtype that performance matters for: each specialised
@@ -37,12 +37,12 @@ _UNROLLED_DTYPES = (np.dtype(np.float32),)
 _MAX_FULLY_UNROLLED_TAPS = 25
 
 
-def unroll_arguments(kernel, dtype, channels_last):
-    """Tuples whose lengths select a specialised build; empty tuples select the generic one."""
+def unroll_arguments(kernel, dtype):
+    """Tuples whose lengths select a specialised channels_last build; empty: the generic one."""
     _, kh, kw = kernel
     if (kh, kw) not in UNROLLED_SIZES or dtype not in _UNROLLED_DTYPES:
         return (), ()
-    if channels_last and kh * kw > _MAX_FULLY_UNROLLED_TAPS:
+    if kh * kw > _MAX_FULLY_UNROLLED_TAPS:
         return (), (0,) * kw
     return (0,) * kh, (0,) * kw
 
@@ -62,10 +62,11 @@ def direct_arguments(spec):
     c_out, groups = spec.c_out, spec.groups
     bias = spec.bias if spec.bias is not None else np.zeros(c_out, dtype=spec.dtype)
     bias = np.ascontiguousarray(bias)
-    after = (stride, dilation, pad_lo, *unroll_arguments(kernel, spec.dtype, channels_last))
     if not channels_last:
         x5 = np.ascontiguousarray(x.reshape(x.shape[:2] + to_3d(x.shape[2:], 1)))
-        return channels_first, (x5, np.ascontiguousarray(weight), bias), after
+        return channels_first, (x5, np.ascontiguousarray(weight), bias), (stride, dilation,
+                                                                          pad_lo)
+    after = (stride, dilation, pad_lo, *unroll_arguments(kernel, spec.dtype))
     x5 = np.ascontiguousarray(x.reshape((x.shape[0],) + to_3d(x.shape[1:-1], 1) + x.shape[-1:]))
     c_group, per_group = weight.shape[1], c_out // groups
     # (O, Cg, kd, kh, kw) -> (kd, kh, kw, G, Cg, Og): a copy the size of the weight.

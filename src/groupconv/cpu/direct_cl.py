@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._common import U, valid_range
-from ._jit import jit
-from .direct_cf import interior_columns
+from ._common import U, interior_columns, valid_range
+from ._jit import inlined, jit
 
 __all__ = ["PIXEL_BLOCK", "channels_last_by_group", "channels_last_by_output",
            "channels_last_row"]
@@ -28,7 +27,7 @@ PIXEL_BLOCK = 4
 # ``dst`` once; ``start`` has the data's dtype so nothing is promoted.
 
 
-@jit(parallel=False)
+@inlined
 def _block_unit(x_flat, x0, row_step, channels, w_flat, w0, w_tap, kw_size, dst, d0, d_step,
                 start, s0, count, unroll_h, unroll_w):
     """Sums of :data:`PIXEL_BLOCK` adjacent outputs at stride 1 and dilation 1.
@@ -55,7 +54,7 @@ def _block_unit(x_flat, x0, row_step, channels, w_flat, w0, w_tap, kw_size, dst,
         dst[d0 + U(3) * d_step + g] = t3
 
 
-@jit(parallel=False)
+@inlined
 def _block_strided(x_flat, x0, row_step, pixel_step, tap_step, w_flat, w0, w_tap, kw_size, dst,
                    d0, d_step, start, s0, count, unroll_h, unroll_w):
     """:func:`_block_unit` for any stride and dilation (input loads are not shared)."""
@@ -79,7 +78,7 @@ def _block_strided(x_flat, x0, row_step, pixel_step, tap_step, w_flat, w0, w_tap
         dst[d0 + U(3) * d_step + g] = t3
 
 
-@jit(parallel=False)
+@inlined
 def channels_last_row(x_flat, in_dims, w_flat, w_dims, bias_flat, zeros, n, od, oh, acc, acc_row,
                       sums, w_out, stride, dilation, pad, unroll_h, unroll_w):
     """Output row ``(n, od, oh)`` into ``acc[acc_row:]``, laid out ``(W_out, C_out // G, G)``.

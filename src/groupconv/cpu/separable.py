@@ -14,15 +14,15 @@ import numpy as np
 from numba import prange
 
 from ._common import U, padded_input, to_3d
-from ._jit import jit
+from ._jit import inlined, jit
 from .direct import output_5d, unroll_arguments
-from .direct_cf import channels_first_row, interior_columns
+from .direct_cf import channels_first_row
 from .direct_cl import PIXEL_BLOCK, channels_last_row
 
 __all__ = ["conv_separable", "pointwise_rows"]
 
 
-@jit(parallel=False)
+@inlined
 def pointwise_rows(mid, width, c_mid, weight, bias, dst, d0, o_step, c_out):
     """``dst[d0 + o*o_step + p] = bias[o] + sum_k weight[o, k] * mid[k*width + p]``.
 
@@ -66,15 +66,13 @@ def pointwise_rows(mid, width, c_mid, weight, bias, dst, d0, o_step, c_out):
 
 
 @jit(parallel=True)
-def _separable_channels_first(x, w, pw, bias, zero, out, stride, dilation, pad, unroll_h,
-                              unroll_w):
+def _separable_channels_first(x, w, pw, bias, zero, out, stride, dilation, pad):
     """``w`` is the depthwise weight ``(C_in*M, 1, kd, kh, kw)``, ``pw`` is ``(C_out, C_in*M)``."""
     n_batch, c_in, d_in, h_in, w_in = x.shape
     c_mid, _, kd_size, kh_size, kw_size = w.shape
     c_out, d_out, h_out, w_out = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
     multiplier = c_mid // c_in
     x_flat, w_flat, out_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
-    columns = interior_columns(kw_size, stride[2], dilation[2], pad[2], w_in, w_out)
     in_dims = (c_in, d_in, h_in, w_in)
     w_dims = (1, kd_size, kh_size, kw_size)
     plane = U(d_out * h_out * w_out)
@@ -85,8 +83,7 @@ def _separable_channels_first(x, w, pw, bias, zero, out, stride, dilation, pad, 
         mid = np.empty(c_mid * w_out, dtype=out.dtype)
         for m in range(c_mid):
             channels_first_row(x_flat, in_dims, w_flat, w_dims, m, m // multiplier, n, od, oh,
-                               mid, U(m * w_out), zero, w_out, stride, dilation, pad, columns,
-                               unroll_h, unroll_w)
+                               mid, U(m * w_out), zero, w_out, stride, dilation, pad)
         first = U(((n * c_out * d_out + od) * h_out + oh) * w_out)
         pointwise_rows(mid, w_out, c_mid, pw, bias, out_flat, first, plane, c_out)
 
@@ -136,7 +133,7 @@ def conv_separable(depthwise, pointwise, target: np.ndarray) -> None:
     stride, dilation = to_3d(depthwise.stride, 1), to_3d(depthwise.dilation, 1)
     pad_lo = to_3d([lo for lo, _ in pads], 0)
     channels_last = depthwise.layout == "channels_last"
-    unroll = unroll_arguments(kernel, depthwise.dtype, channels_last)
+    unroll = unroll_arguments(kernel, depthwise.dtype)
     c_in, c_mid, c_out = depthwise.c_in, depthwise.c_out, pointwise.c_out
     multiplier = c_mid // c_in
     pw = pointwise.weight.reshape(c_out, c_mid)
@@ -148,7 +145,7 @@ def conv_separable(depthwise, pointwise, target: np.ndarray) -> None:
         x5 = np.ascontiguousarray(x.reshape(x.shape[:2] + to_3d(x.shape[2:], 1)))
         zero = np.zeros((), dtype=depthwise.dtype)[()]
         _separable_channels_first(x5, np.ascontiguousarray(dw), np.ascontiguousarray(pw), bias,
-                                  zero, out5, stride, dilation, pad_lo, *unroll)
+                                  zero, out5, stride, dilation, pad_lo)
         return
     x5 = np.ascontiguousarray(x.reshape((x.shape[0],) + to_3d(x.shape[1:-1], 1) + x.shape[-1:]))
     # Depthwise channel c*M + q sits at (q, c) in the row buffer.

@@ -27,7 +27,7 @@ __all__ = [
 
 #: Kernel sizes (kh, kw) that get channels_last builds with unrolled taps. Each is one
 #: more compilation per dtype and layout, so only the common ones.
-UNROLLED_SIZES = ((3, 3), (5, 5), (7, 7))
+UNROLLED_SIZES = ((3, 3), (7, 7))
 #: Only float32, the dtype that performance matters for: each specialised
 #: build costs compile time (once per machine, then cached), and float64
 #: runs correctly, if slower, through the generic loops.

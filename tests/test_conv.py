@@ -333,3 +333,46 @@ def test_auto_picks_gemm_for_dense_and_direct_for_depthwise():
     assert choose_algorithm(spec_from_shapes((1, 128, 8, 8), (128, 4, 3, 3), groups=32)) == "direct"
     assert choose_algorithm(spec_from_shapes((1, 64, 8, 8), (64, 64, 3, 3),
                                              algorithm="direct")) == "direct"
+
+
+# Depthwise channels_last with multiplier 1 has its own register-blocked
+# kernel (cpu/depthwise_cl.py): blocks of PIXEL_BLOCK pixels, a zero-filled
+# window where a block crosses the padding, an overlapping last block. Test
+# output widths around the block size, the three tap tilings (3x3 in one
+# pass, 7x7 per row, 5x5 per tap), strides, dilations and lopsided padding.
+@pytest.mark.parametrize("size", [3, 5, 7])
+def test_depthwise_channels_last_blocks(rng, size):
+    from groupconv.cpu.depthwise_cl import PIXEL_BLOCK
+
+    for width, stride, dilation, padding in [
+        (PIXEL_BLOCK, 1, 1, "same"),
+        (PIXEL_BLOCK + 1, 1, 1, "same"),
+        (2 * PIXEL_BLOCK + 3, 2, 1, size // 2),
+        (3 * PIXEL_BLOCK + 2, 1, 2, [(size - 1, 0), (0, size)]),
+        (size + PIXEL_BLOCK + 1, 3, 1, 0),
+    ]:
+        x = make_input(rng, 2, 19, (width + 2, width), "channels_last", np.float32)
+        w = rng.standard_normal((19, 1, size, size)).astype(np.float32)
+        b = rng.standard_normal(19).astype(np.float32)
+        kw = dict(groups=19, stride=stride, dilation=dilation, padding=padding,
+                  layout="channels_last")
+        try:
+            want = reference.conv(x, w, b, **kw)
+        except ValueError:
+            continue
+        assert_matches_reference(groupconv.conv(x, w, b, **kw), want, scale=size * size * 4.0)
+
+
+def test_depthwise_channels_last_nan_stays_local(rng):
+    # Blocks read whole windows and the last block overlaps its neighbour: a
+    # NaN must still reach exactly the outputs whose taps cover it.
+    x = make_input(rng, 2, 16, (9, 9), "channels_last", np.float32)
+    x[1, 4, 8, 3] = np.nan
+    x[0, 0, 0, 5] = np.inf
+    w = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
+    got = groupconv.conv(x, w, groups=16, padding=1, layout="channels_last")
+    want = reference.conv(x, w, groups=16, padding=1, layout="channels_last")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    finite = np.isfinite(want)
+    assert_matches_reference(got[finite], want[finite], scale=36.0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import padded_input, to_3d
+from .depthwise_cl import PIXEL_BLOCK, depthwise_channels_last
 from .direct_cf import channels_first
 from .direct_cl import channels_last_by_group, channels_last_by_output
 
@@ -47,6 +48,16 @@ def unroll_arguments(kernel, dtype):
     return (0,) * kh, (0,) * kw
 
 
+def depthwise_tiles(kernel, dtype):
+    """Tuples whose lengths set the taps one pass of :func:`depthwise_channels_last` unrolls."""
+    _, kh, kw = kernel
+    if (kh, kw) not in UNROLLED_SIZES or dtype not in _UNROLLED_DTYPES:
+        return (0,), (0,)
+    if kh * kw > _MAX_FULLY_UNROLLED_TAPS:
+        return (0,), (0,) * kw
+    return (0,) * kh, (0,) * kw
+
+
 def direct_arguments(spec):
     """The kernel that runs ``spec`` and its arguments before and after the output.
 
@@ -69,6 +80,15 @@ def direct_arguments(spec):
     after = (stride, dilation, pad_lo, *unroll_arguments(kernel, spec.dtype))
     x5 = np.ascontiguousarray(x.reshape((x.shape[0],) + to_3d(x.shape[1:-1], 1) + x.shape[-1:]))
     c_group, per_group = weight.shape[1], c_out // groups
+    out_dims = to_3d(spec.out_spatial, 1)
+    planar = x5.shape[1] == 1 and kernel[0] == 1 and out_dims[0] == 1
+    planar = planar and out_dims[2] >= PIXEL_BLOCK
+    if c_group == 1 and per_group == 1 and planar:
+        # Depthwise with multiplier 1 on 1-D or 2-D data: (C, 1, 1, kh, kw) -> (1, kh, kw, C).
+        w_t = np.ascontiguousarray(weight[:, 0].transpose(1, 2, 3, 0))
+        tiles = depthwise_tiles(kernel, spec.dtype)
+        return depthwise_channels_last, (x5, w_t, bias.copy()), (stride, dilation, pad_lo,
+                                                                  *tiles)
     # (O, Cg, kd, kh, kw) -> (kd, kh, kw, G, Cg, Og): a copy the size of the weight.
     w6 = weight.reshape((groups, per_group, c_group) + kernel).transpose(3, 4, 5, 0, 2, 1)
     if groups < per_group:

@@ -1,0 +1,163 @@
+"""Depthwise convolution, channels_last, multiplier 1, 1-D and 2-D: register blocks.
+
+Each output row is cut into blocks of :data:`PIXEL_BLOCK` adjacent pixels;
+a block's sums stay in registers across a tile of taps while the loop over
+channels (unit stride in channels_last) is vectorised. Blocks whose input
+window crosses the padding read a zero-filled copy of the window instead
+of the input, so every pixel takes the same fast path; the last block of a
+row overlaps its neighbour rather than falling back to a scalar remainder
+(outputs narrower than a block go to :mod:`.direct_cl`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._common import U, interior_columns
+from ._jit import inlined, jit
+from ._prefetch import prefetch
+
+__all__ = ["PIXEL_BLOCK", "depthwise_channels_last"]
+
+#: Adjacent output pixels computed together: each weight vector loaded
+#: feeds this many sums held in registers.
+PIXEL_BLOCK = 4
+#: float32 values per 64-byte cache line: the prefetch step.
+_LINE = 16
+
+
+@inlined
+def _block(src, s0, row_step, pixel_step, tap_step, w_flat, w0, w_pitch, channels, dst, d0,
+           start, t0, t_step, rows, cols):
+    """``dst[d0 + p*C + g] = start[t0 + p*t_step + g] + taps`` for the block's 4 pixels.
+
+    The taps are ``len(rows) x len(cols)`` (a tile of the kernel, unrolled:
+    the tuples' lengths are compile-time constants) read from ``src`` at
+    ``s0 + kh*row_step + kw*tap_step + p*pixel_step + g``. ``dst`` is never
+    read here, so the loop over ``g`` vectorises; ``start`` may be ``dst``
+    itself at the same offsets (a pass that adds to earlier passes).
+    """
+    for g in range(channels):
+        a0 = start[t0 + g]
+        a1 = start[t0 + t_step + g]
+        a2 = start[t0 + U(2) * t_step + g]
+        a3 = start[t0 + U(3) * t_step + g]
+        for kh in range(len(rows)):
+            xr = s0 + U(kh) * row_step + g
+            wr = w0 + U(kh) * w_pitch + g
+            for kw in range(len(cols)):
+                wv = w_flat[wr + U(kw) * channels]
+                xk = xr + U(kw) * tap_step
+                a0 += wv * src[xk]
+                a1 += wv * src[xk + pixel_step]
+                a2 += wv * src[xk + U(2) * pixel_step]
+                a3 += wv * src[xk + U(3) * pixel_step]
+        dst[d0 + g] = a0
+        dst[d0 + channels + g] = a1
+        dst[d0 + U(2) * channels + g] = a2
+        dst[d0 + U(3) * channels + g] = a3
+
+
+@inlined
+def _taps(src, s0, row_step, pixel_step, tap_step, w_flat, kh_size, kw_size, channels, bias,
+          dst, d0, rows, cols):
+    """Every tap of the kernel onto one block, in tiles of ``len(rows) x len(cols)``.
+
+    The first tile starts from the bias, the others add to ``dst`` (peeled
+    rather than chosen by a flag in the loop: the flag cost 40 % here).
+    """
+    w_pitch = U(kw_size) * channels
+    _block(src, s0, row_step, pixel_step, tap_step, w_flat, U(0), w_pitch, channels, dst, d0,
+           bias, U(0), U(0), rows, cols)
+    tiles_w = kw_size // len(cols)
+    for tile in range(1, (kh_size // len(rows)) * tiles_w):
+        kh0 = (tile // tiles_w) * len(rows)
+        kw0 = (tile % tiles_w) * len(cols)
+        _block(src, s0 + U(kh0) * row_step + U(kw0) * tap_step, row_step, pixel_step, tap_step,
+               w_flat, U(kh0) * w_pitch + U(kw0) * channels, w_pitch, channels, dst, d0, dst, d0,
+               channels, rows, cols)
+
+
+@inlined
+def _gather_window(x_flat, x_dims, n, top, left, dh, span, window):
+    """``window`` = the ``kh x span`` pixels from ``(top, left)``, rows ``dh`` apart; 0 outside."""
+    h_in, w_in, channels, kh_size = x_dims
+    c = U(channels)
+    for r in range(kh_size):
+        iy = top + r * dh
+        for col in range(span):
+            ix = left + col
+            at = U(r * span + col) * c
+            if iy < 0 or iy >= h_in or ix < 0 or ix >= w_in:
+                for g in range(c):
+                    window[at + g] = 0
+            else:
+                pixel = U(((n * h_in + iy) * w_in + ix) * channels)
+                for g in range(c):
+                    window[at + g] = x_flat[pixel + g]
+
+
+@jit(parallel=True)
+def depthwise_channels_last(x, w_t, bias, out, stride, dilation, pad, unroll_h, unroll_w):
+    """Depthwise convolution with multiplier 1 of 2-D channels_last data.
+
+    ``x`` is ``(N, 1, H, W, C)``, ``w_t`` is ``(1, kh, kw, C)``, ``bias``
+    ``(C,)`` and ``out`` ``(N, 1, H_out, W_out, C)``; ``stride``,
+    ``dilation`` and ``pad`` are 3-tuples (the first entry unused);
+    ``W_out >= PIXEL_BLOCK`` (narrower outputs take the general kernel). The
+    lengths of ``unroll_h``/``unroll_w`` set the tile of taps a pass unrolls:
+    ``(kh, kw)`` for one pass over the whole kernel, ``(1, kw)`` for a pass
+    per kernel row, ``(1, 1)`` (the generic build) for a pass per tap.
+    """
+    n_batch, _, h_in, w_in, channels = x.shape
+    _, kh_size, kw_size, _ = w_t.shape
+    h_out, w_out = out.shape[2], out.shape[3]
+    sh, sw = stride[1], stride[2]
+    dh, dw = dilation[1], dilation[2]
+    ph, pw = pad[1], pad[2]
+    x_flat, w_flat, out_flat = x.reshape(-1), w_t.reshape(-1), out.reshape(-1)
+    c = U(channels)
+    pixel_step, tap_step = U(sw) * c, U(dw) * c
+    unit = sw == 1 and dw == 1
+    # Input columns one block reads: its window when it crosses the padding.
+    span = (PIXEL_BLOCK - 1) * sw + (kw_size - 1) * dw + 1
+    n_blocks = (w_out + PIXEL_BLOCK - 1) // PIXEL_BLOCK
+    x_dims = (h_in, w_in, channels, kh_size)
+    # Output rows whose every tap along H lies inside the input. (Testing this
+    # as a range, rather than as a boolean computed per row, matters: the
+    # boolean form stopped LLVM from vectorising the blocks, Numba 0.68.)
+    oh_lo, oh_hi = interior_columns(kh_size, sh, dh, ph, h_in, h_out)
+    for row in prange(n_batch * h_out):
+        n = row // h_out
+        oh = row % h_out
+        window = np.empty(kh_size * span * channels, dtype=x.dtype)
+        top = oh * sh - ph
+        # The input rows the next output row adds to this one's: fetched ahead.
+        ahead = top + (kh_size - 1) * dh + 1
+        for block in range(n_blocks):
+            # The last block overlaps its left neighbour (same values, stored twice).
+            ow0 = min(block * PIXEL_BLOCK, w_out - PIXEL_BLOCK)
+            left = ow0 * sw - pw
+            d0 = U((row * w_out + ow0) * channels)
+            if oh >= oh_lo and oh < oh_hi and left >= 0 and left + span <= w_in:
+                s0 = U(((n * h_in + top) * w_in + left) * channels)
+                if unit:
+                    # Equal steps as one value: LLVM then sees that output p's tap
+                    # kw + 1 reads output p + 1's tap kw, and loads it once.
+                    _taps(x_flat, s0, U(dh * w_in) * c, c, c, w_flat, kh_size, kw_size, c,
+                          bias, out_flat, d0, unroll_h, unroll_w)
+                else:
+                    _taps(x_flat, s0, U(dh * w_in) * c, pixel_step, tap_step, w_flat, kh_size,
+                          kw_size, c, bias, out_flat, d0, unroll_h, unroll_w)
+            else:
+                _gather_window(x_flat, x_dims, n, top, left, dh, span, window)
+                _taps(window, U(0), U(span) * c, pixel_step, tap_step, w_flat, kh_size,
+                      kw_size, c, bias, out_flat, d0, unroll_h, unroll_w)
+            lo = max(left, 0)
+            hi = min(left + span, w_in)
+            for iy in range(ahead, min(ahead + sh, h_in)):
+                if iy >= 0 and hi > lo:
+                    first = U(((n * h_in + iy) * w_in + lo) * channels)
+                    for i in range(U(0), U(hi - lo) * c, U(_LINE)):
+                        prefetch(x_flat, first + i)

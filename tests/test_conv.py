@@ -376,3 +376,28 @@ def test_depthwise_channels_last_nan_stays_local(rng):
     np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
     finite = np.isfinite(want)
     assert_matches_reference(got[finite], want[finite], scale=36.0)
+
+
+# Depthwise channels_first at unit stride with output rows as long as the
+# input rows runs one flat loop per plane and redoes the edge columns
+# (cpu/depthwise_cf.py): test multipliers, dilations, lopsided padding,
+# planes with no interior at all, and that a NaN stays where it belongs.
+@pytest.mark.parametrize("size", [3, 5, 7])
+def test_depthwise_channels_first_flat(rng, size):
+    for c_in, multiplier, spatial, dilation, padding in [
+        (3, 1, (9, 11), 1, "same"),
+        (2, 3, (7, 6), 1, "same"),
+        (2, 1, (12, 13), 2, "same"),
+        (2, 1, (size + 2, 2 * size), 1, [(size - 1, 0), (size // 2, size // 2)]),
+        (1, 2, (2, 3), 1, "same"),
+    ]:
+        x = make_input(rng, 2, c_in, spatial, "channels_first", np.float32)
+        x[1, 0, spatial[0] // 2, 0] = np.nan
+        w = rng.standard_normal((c_in * multiplier, 1, size, size)).astype(np.float32)
+        b = rng.standard_normal(c_in * multiplier).astype(np.float32)
+        kw = dict(groups=c_in, dilation=dilation, padding=padding)
+        got = groupconv.conv(x, w, b, **kw)
+        want = reference.conv(x, w, b, **kw)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        finite = ~np.isnan(want)
+        assert_matches_reference(got[finite], want[finite], scale=size * size * 4.0)

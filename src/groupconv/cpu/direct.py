@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import padded_input, to_3d
+from .depthwise_cf import depthwise_channels_first
 from .depthwise_cl import PIXEL_BLOCK, depthwise_channels_last
 from .direct_cf import channels_first
 from .direct_cl import channels_last_by_group, channels_last_by_output
@@ -71,23 +72,29 @@ def direct_arguments(spec):
     kernel = to_3d(spec.kernel_size, 1)
     weight = spec.weight.reshape(spec.weight.shape[:2] + kernel)
     c_out, groups = spec.c_out, spec.groups
-    bias = spec.bias if spec.bias is not None else np.zeros(c_out, dtype=spec.dtype)
-    bias = np.ascontiguousarray(bias)
+    # A fresh copy (tiny): a read-only bias would otherwise be a separate Numba type.
+    bias = (np.zeros(c_out, dtype=spec.dtype) if spec.bias is None
+            else np.array(spec.bias, dtype=spec.dtype, order="C"))
+    out_dims = to_3d(spec.out_spatial, 1)
+    # 1-D or 2-D data (a depth of 1 in and out, no kernel depth).
+    planar = to_3d(x.shape[2:] if not channels_last else x.shape[1:-1], 1)[0] == 1
+    planar = planar and kernel[0] == 1 and out_dims[0] == 1
     if not channels_last:
         x5 = np.ascontiguousarray(x.reshape(x.shape[:2] + to_3d(x.shape[2:], 1)))
+        if (weight.shape[1] == 1 and planar and stride == (1, 1, 1)
+                and out_dims[2] == x5.shape[4]):
+            return depthwise_channels_first, (x5, np.ascontiguousarray(weight), bias), (
+                stride, dilation, pad_lo, *depthwise_tiles(kernel, spec.dtype))
         return channels_first, (x5, np.ascontiguousarray(weight), bias), (stride, dilation,
                                                                           pad_lo)
     after = (stride, dilation, pad_lo, *unroll_arguments(kernel, spec.dtype))
     x5 = np.ascontiguousarray(x.reshape((x.shape[0],) + to_3d(x.shape[1:-1], 1) + x.shape[-1:]))
     c_group, per_group = weight.shape[1], c_out // groups
-    out_dims = to_3d(spec.out_spatial, 1)
-    planar = x5.shape[1] == 1 and kernel[0] == 1 and out_dims[0] == 1
-    planar = planar and out_dims[2] >= PIXEL_BLOCK
-    if c_group == 1 and per_group == 1 and planar:
+    if c_group == 1 and per_group == 1 and planar and out_dims[2] >= PIXEL_BLOCK:
         # Depthwise with multiplier 1 on 1-D or 2-D data: (C, 1, 1, kh, kw) -> (1, kh, kw, C).
         w_t = np.ascontiguousarray(weight[:, 0].transpose(1, 2, 3, 0))
         tiles = depthwise_tiles(kernel, spec.dtype)
-        return depthwise_channels_last, (x5, w_t, bias.copy()), (stride, dilation, pad_lo,
+        return depthwise_channels_last, (x5, w_t, bias), (stride, dilation, pad_lo,
                                                                   *tiles)
     # (O, Cg, kd, kh, kw) -> (kd, kh, kw, G, Cg, Og): a copy the size of the weight.
     w6 = weight.reshape((groups, per_group, c_group) + kernel).transpose(3, 4, 5, 0, 2, 1)

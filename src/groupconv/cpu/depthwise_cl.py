@@ -28,15 +28,17 @@ _LINE = 16
 
 
 @inlined
-def _block(src, s0, row_step, pixel_step, tap_step, w_flat, w0, w_pitch, channels, dst, d0,
-           start, t0, t_step, rows, cols):
+def _block(src, s0, row_step, sw, dw, w_flat, w0, w_pitch, channels, dst, d0, start, t0,
+           t_step, rows, cols):
     """``dst[d0 + p*C + g] = start[t0 + p*t_step + g] + taps`` for the block's 4 pixels.
 
     The taps are ``len(rows) x len(cols)`` (a tile of the kernel, unrolled:
     the tuples' lengths are compile-time constants) read from ``src`` at
-    ``s0 + kh*row_step + kw*tap_step + p*pixel_step + g``. ``dst`` is never
-    read here, so the loop over ``g`` vectorises; ``start`` may be ``dst``
-    itself at the same offsets (a pass that adds to earlier passes).
+    ``s0 + kh*row_step + (kw*dw + p*sw)*C + g``. Called with literal
+    ``sw = dw = 1``, the column offsets are constants and LLVM loads each
+    input vector once for all the (tap, pixel) pairs that share it. ``dst``
+    is never read here, so the loop over ``g`` vectorises; ``start`` may be
+    ``dst`` itself at the same offsets (a pass that adds to earlier passes).
     """
     for g in range(channels):
         a0 = start[t0 + g]
@@ -48,11 +50,10 @@ def _block(src, s0, row_step, pixel_step, tap_step, w_flat, w0, w_pitch, channel
             wr = w0 + U(kh) * w_pitch + g
             for kw in range(len(cols)):
                 wv = w_flat[wr + U(kw) * channels]
-                xk = xr + U(kw) * tap_step
-                a0 += wv * src[xk]
-                a1 += wv * src[xk + pixel_step]
-                a2 += wv * src[xk + U(2) * pixel_step]
-                a3 += wv * src[xk + U(3) * pixel_step]
+                a0 += wv * src[xr + U(kw * dw) * channels]
+                a1 += wv * src[xr + U(kw * dw + sw) * channels]
+                a2 += wv * src[xr + U(kw * dw + 2 * sw) * channels]
+                a3 += wv * src[xr + U(kw * dw + 3 * sw) * channels]
         dst[d0 + g] = a0
         dst[d0 + channels + g] = a1
         dst[d0 + U(2) * channels + g] = a2
@@ -60,22 +61,22 @@ def _block(src, s0, row_step, pixel_step, tap_step, w_flat, w0, w_pitch, channel
 
 
 @inlined
-def _taps(src, s0, row_step, pixel_step, tap_step, w_flat, kh_size, kw_size, channels, bias,
-          dst, d0, rows, cols):
+def _taps(src, s0, row_step, sw, dw, w_flat, kh_size, kw_size, channels, bias, dst, d0, rows,
+          cols):
     """Every tap of the kernel onto one block, in tiles of ``len(rows) x len(cols)``.
 
     The first tile starts from the bias, the others add to ``dst`` (peeled
     rather than chosen by a flag in the loop: the flag cost 40 % here).
     """
     w_pitch = U(kw_size) * channels
-    _block(src, s0, row_step, pixel_step, tap_step, w_flat, U(0), w_pitch, channels, dst, d0,
-           bias, U(0), U(0), rows, cols)
+    _block(src, s0, row_step, sw, dw, w_flat, U(0), w_pitch, channels, dst, d0, bias, U(0), U(0),
+           rows, cols)
     tiles_w = kw_size // len(cols)
     for tile in range(1, (kh_size // len(rows)) * tiles_w):
         kh0 = (tile // tiles_w) * len(rows)
         kw0 = (tile % tiles_w) * len(cols)
-        _block(src, s0 + U(kh0) * row_step + U(kw0) * tap_step, row_step, pixel_step, tap_step,
-               w_flat, U(kh0) * w_pitch + U(kw0) * channels, w_pitch, channels, dst, d0, dst, d0,
+        _block(src, s0 + U(kh0) * row_step + U(kw0 * dw) * channels, row_step, sw, dw, w_flat,
+               U(kh0) * w_pitch + U(kw0) * channels, w_pitch, channels, dst, d0, dst, d0,
                channels, rows, cols)
 
 
@@ -118,7 +119,6 @@ def depthwise_channels_last(x, w_t, bias, out, stride, dilation, pad, unroll_h, 
     ph, pw = pad[1], pad[2]
     x_flat, w_flat, out_flat = x.reshape(-1), w_t.reshape(-1), out.reshape(-1)
     c = U(channels)
-    pixel_step, tap_step = U(sw) * c, U(dw) * c
     unit = sw == 1 and dw == 1
     # Input columns one block reads: its window when it crosses the padding.
     span = (PIXEL_BLOCK - 1) * sw + (kw_size - 1) * dw + 1
@@ -143,17 +143,16 @@ def depthwise_channels_last(x, w_t, bias, out, stride, dilation, pad, unroll_h, 
             if oh >= oh_lo and oh < oh_hi and left >= 0 and left + span <= w_in:
                 s0 = U(((n * h_in + top) * w_in + left) * channels)
                 if unit:
-                    # Equal steps as one value: LLVM then sees that output p's tap
-                    # kw + 1 reads output p + 1's tap kw, and loads it once.
-                    _taps(x_flat, s0, U(dh * w_in) * c, c, c, w_flat, kh_size, kw_size, c,
-                          bias, out_flat, d0, unroll_h, unroll_w)
+                    # Literal unit steps: constant column offsets (see _block).
+                    _taps(x_flat, s0, U(dh * w_in) * c, 1, 1, w_flat, kh_size, kw_size, c, bias,
+                          out_flat, d0, unroll_h, unroll_w)
                 else:
-                    _taps(x_flat, s0, U(dh * w_in) * c, pixel_step, tap_step, w_flat, kh_size,
-                          kw_size, c, bias, out_flat, d0, unroll_h, unroll_w)
+                    _taps(x_flat, s0, U(dh * w_in) * c, sw, dw, w_flat, kh_size, kw_size, c, bias,
+                          out_flat, d0, unroll_h, unroll_w)
             else:
                 _gather_window(x_flat, x_dims, n, top, left, dh, span, window)
-                _taps(window, U(0), U(span) * c, pixel_step, tap_step, w_flat, kh_size,
-                      kw_size, c, bias, out_flat, d0, unroll_h, unroll_w)
+                _taps(window, U(0), U(span) * c, sw, dw, w_flat, kh_size, kw_size, c, bias,
+                      out_flat, d0, unroll_h, unroll_w)
             lo = max(left, 0)
             hi = min(left + span, w_in)
             for iy in range(ahead, min(ahead + sh, h_in)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 
 import numba
@@ -29,7 +30,7 @@ def choose_algorithm(spec: ConvSpec) -> str:
     """The CPU algorithm that runs ``spec``: the one asked for, or the one "auto" picks."""
     if spec.algorithm != "auto":
         return spec.algorithm
-    reduction = spec.weight.shape[1] * int(np.prod(spec.kernel_size))
+    reduction = spec.weight.shape[1] * math.prod(spec.kernel_size)
     per_group = spec.c_out // spec.groups
     if reduction >= _GEMM_MIN_REDUCTION and per_group >= _GEMM_MIN_GROUP_OUTPUTS:
         return "gemm"

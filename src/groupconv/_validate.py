@@ -51,6 +51,8 @@ _NATIVE = tuple(np.dtype(t) for t in ("float32", "float64", "complex64", "comple
 
 def as_int(value, name: str, *, minimum: int | None = None) -> int:
     """Return ``value`` as a Python int, refusing bools, floats and strings."""
+    if type(value) is int and (minimum is None or value >= minimum):
+        return value  # the common case, without the ABC checks (~1 us each)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(
             f"{name} must be an integer, got {value!r} of type {type(value).__name__}"

@@ -23,46 +23,83 @@ __all__ = ["conv_separable", "pointwise_rows"]
 
 
 @inlined
+def _pointwise_single(mid, width, c_mid, w_flat, bias, dst, d0, o_step, o):
+    """Output channel ``o`` of :func:`pointwise_rows`, eight input channels per pass."""
+    row = d0 + U(o) * o_step
+    for p in range(U(width)):
+        dst[row + p] = bias[o]
+    wo = U(o * c_mid)
+    chunks = c_mid // 8
+    for chunk in range(chunks):
+        k = U(chunk * 8)
+        m = k * U(width)
+        for p in range(U(width)):
+            total = dst[row + p]
+            for q in range(8):
+                total += w_flat[wo + k + U(q)] * mid[m + U(q * width) + p]
+            dst[row + p] = total
+    for k in range(chunks * 8, c_mid):
+        wk = w_flat[wo + U(k)]
+        m = U(k * width)
+        for p in range(U(width)):
+            dst[row + p] += wk * mid[m + p]
+
+
+@inlined
 def pointwise_rows(mid, width, c_mid, weight, bias, dst, d0, o_step, c_out):
     """``dst[d0 + o*o_step + p] = bias[o] + sum_k weight[o, k] * mid[k*width + p]``.
 
-    Eight input channels are summed per pass, in a fixed order, so each
-    output is loaded and stored once per eight multiply-adds.
+    Four output channels are computed together, eight input channels per
+    pass in a fixed order: each ``mid`` vector loaded feeds four sums, and
+    each output is loaded and stored once per eight multiply-adds. The
+    output channels left over (``c_out % 4``) go one at a time.
     """
     w_flat = weight.reshape(-1)
     chunks = c_mid // 8
-    for o in range(c_out):
-        row = d0 + U(o) * o_step
+    quads = c_out // 4
+    for quad in range(quads):
+        o = quad * 4
+        r0 = d0 + U(o) * o_step
+        r1 = r0 + o_step
+        r2 = r1 + o_step
+        r3 = r2 + o_step
         for p in range(U(width)):
-            dst[row + p] = bias[o]
-        wo = U(o * c_mid)
+            dst[r0 + p] = bias[o]
+            dst[r1 + p] = bias[o + 1]
+            dst[r2 + p] = bias[o + 2]
+            dst[r3 + p] = bias[o + 3]
+        w0 = U(o * c_mid)
+        w1 = w0 + U(c_mid)
+        w2 = w1 + U(c_mid)
+        w3 = w2 + U(c_mid)
         for chunk in range(chunks):
             k = U(chunk * 8)
-            w0 = w_flat[wo + k]
-            w1 = w_flat[wo + k + U(1)]
-            w2 = w_flat[wo + k + U(2)]
-            w3 = w_flat[wo + k + U(3)]
-            w4 = w_flat[wo + k + U(4)]
-            w5 = w_flat[wo + k + U(5)]
-            w6 = w_flat[wo + k + U(6)]
-            w7 = w_flat[wo + k + U(7)]
             m = k * U(width)
             for p in range(U(width)):
-                total = dst[row + p]
-                total += w0 * mid[m + p]
-                total += w1 * mid[m + U(width) + p]
-                total += w2 * mid[m + U(2 * width) + p]
-                total += w3 * mid[m + U(3 * width) + p]
-                total += w4 * mid[m + U(4 * width) + p]
-                total += w5 * mid[m + U(5 * width) + p]
-                total += w6 * mid[m + U(6 * width) + p]
-                total += w7 * mid[m + U(7 * width) + p]
-                dst[row + p] = total
+                t0 = dst[r0 + p]
+                t1 = dst[r1 + p]
+                t2 = dst[r2 + p]
+                t3 = dst[r3 + p]
+                for q in range(8):
+                    v = mid[m + U(q * width) + p]
+                    t0 += w_flat[w0 + k + U(q)] * v
+                    t1 += w_flat[w1 + k + U(q)] * v
+                    t2 += w_flat[w2 + k + U(q)] * v
+                    t3 += w_flat[w3 + k + U(q)] * v
+                dst[r0 + p] = t0
+                dst[r1 + p] = t1
+                dst[r2 + p] = t2
+                dst[r3 + p] = t3
         for k in range(chunks * 8, c_mid):
-            wk = w_flat[wo + U(k)]
             m = U(k * width)
             for p in range(U(width)):
-                dst[row + p] += wk * mid[m + p]
+                v = mid[m + p]
+                dst[r0 + p] += w_flat[w0 + U(k)] * v
+                dst[r1 + p] += w_flat[w1 + U(k)] * v
+                dst[r2 + p] += w_flat[w2 + U(k)] * v
+                dst[r3 + p] += w_flat[w3 + U(k)] * v
+    for o in range(quads * 4, c_out):
+        _pointwise_single(mid, width, c_mid, w_flat, bias, dst, d0, o_step, o)
 
 
 @jit(parallel=True)

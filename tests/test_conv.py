@@ -307,22 +307,6 @@ def test_unrolled_kernel_sizes(rng, layout, size, dtype):
                                  scale=(c_in // groups) * size * size * 4.0)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_gemm_tiles_and_identity_patches(rng, layout, monkeypatch):
-    from groupconv.cpu import gemm
-
-    # A tiny workspace forces many tiles, with a short last tile.
-    monkeypatch.setattr(gemm, "WORKSPACE_BYTES", 700)
-    for kernel, stride, padding in [((3, 3), 1, 1), ((1, 1), 1, 0), ((1, 1), 2, 0),
-                                    ((2, 3), 2, "same")]:
-        x = make_input(rng, 2, 6, (9, 7), layout)
-        w = rng.standard_normal((4, 3) + kernel)
-        b = rng.standard_normal(4)
-        kw = dict(groups=2, stride=stride, padding=padding, layout=layout, algorithm="gemm")
-        want = reference.conv(x, w, b, **{k: v for k, v in kw.items() if k != "algorithm"})
-        assert_matches_reference(groupconv.conv(x, w, b, **kw), want)
-
-
 def test_auto_picks_gemm_for_dense_and_direct_for_depthwise():
     from groupconv._dispatch import choose_algorithm
     from groupconv._shapes import spec_from_shapes

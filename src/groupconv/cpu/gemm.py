@@ -1,31 +1,39 @@
 """GEMM-based grouped convolution: every product runs in BLAS, the workspace is bounded.
 
-Two ways to form the matrices, both over tiles of whole output rows whose
+The work is cut into tiles of whole output rows, run in parallel by Numba's
+threads; each tile's products are single-threaded BLAS calls made by the
+thread that owns the tile (see :mod:`._blas` for why), and each tile's
 workspace stays under :data:`WORKSPACE_BYTES` (or one row, if a row needs
-more):
+more). Two ways to form the matrices:
 
-* **Shifted views** (1-D and 2-D data at stride 1): the input tile is
-  copied once with its zero padding (not at all for an unpadded 1x1 kernel),
-  and for each kernel tap the output tile grows by one product of the
-  group's weight slice with the padded input *shifted by the tap*. With the
-  output computed over the padded width, a shifted input is a matrix whose
-  columns lie a constant distance apart, which BLAS reads in place, and
-  the taps' products accumulate in place (BLAS's ``beta = 1``). The columns
-  beyond the output width are computed and dropped; nothing is gathered.
+* **Shifted views** (1-D and 2-D data at stride 1). The batch is one tall
+  image: image ``n``'s zero-padded rows are rows ``n*slot ... (n+1)*slot - 1``
+  of it (``slot`` = the padded height). A tile of output rows copies its
+  input rows once, with their padding; then for each group and kernel tap,
+  one product adds the group's weight slice times the tile *shifted by the
+  tap* to the output tile. Computed over the padded width, a shifted tile
+  is a matrix whose columns lie a constant distance apart, which BLAS reads
+  in place, and the taps' products accumulate in place (``beta = 1``):
+  nothing is gathered. The columns beyond the output width, and the
+  ``(kh-1)*dilation`` rows where a tile straddles two images, are computed
+  and dropped. An unpadded 1x1 kernel reads the input and writes the output
+  in place.
 * **im2col** (strides above 1, 3-D data): the tile's input patches are
-  gathered by a Numba kernel (zeros for the padding) and multiplied once.
-
-Products go through :mod:`._blas` (SciPy's BLAS, one library for the whole
-path).
+  gathered (zeros for the padding) and multiplied once per group.
 """
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
+from numba import prange
 
 from . import _blas
+from ._blas import blas_threads, gemm_call
 from ._common import U, padded_input, to_3d
-from ._jit import jit
+from ._jit import inlined, jit
 
 __all__ = ["WORKSPACE_BYTES", "conv_gemm"]
 
@@ -33,11 +41,7 @@ __all__ = ["WORKSPACE_BYTES", "conv_gemm"]
 WORKSPACE_BYTES = 2 * 2**20
 
 
-# The gathering runs serially on purpose: the matrix products run on the BLAS
-# library's own threads, and a Numba parallel region between two products
-# leaves Numba's OpenMP workers spinning against them (measured: a dense
-# 3x3 layer took 268 ms with parallel gathering, 14 ms with serial).
-@jit(parallel=False)
+@inlined
 def _im2col_channels_last(x, tile, n, first_channel, first_pixel, out_spatial, stride, dilation,
                           pad, kernel):
     """``tile[p, ((kd*KH + kh)*KW + kw)*Cg + c] = x[n, z, y, x, first_channel + c]`` or 0."""
@@ -73,7 +77,7 @@ def _im2col_channels_last(x, tile, n, first_channel, first_pixel, out_spatial, s
                     dst += cg
 
 
-@jit(parallel=False)
+@inlined
 def _im2col_channels_first(x, tile, n, first_channel, first_pixel, out_spatial, stride, dilation,
                            pad, kernel):
     """``tile[((c*KD + kd)*KH + kh)*KW + kw, p] = x[n, first_channel + c, z, y, x]`` or 0.
@@ -119,16 +123,197 @@ def _im2col_channels_first(x, tile, n, first_channel, first_pixel, out_spatial, 
                 tile_flat[dst + ow] = 0
 
 
-def _shifted_views(spec, target, x, pads):
-    """1-D and 2-D convolution at stride 1: one product per (row tile, group, tap).
+@inlined
+def _copy(dst, d0, src, s0, count):
+    for i in range(U(count)):
+        dst[d0 + i] = src[s0 + i]
 
-    The batch is one tall image: image ``n``'s zero-padded rows occupy rows
-    ``n*slot`` to ``(n+1)*slot - 1`` of it (``slot`` = the padded height), so
-    a tile of output rows may span several images and the products stay
-    large on small images. The last ``(kh-1)*dilation`` output rows of each
-    slot straddle two images: they are computed and dropped, like the
-    columns beyond the output width.
+
+@inlined
+def _zero(dst, d0, count):
+    for i in range(U(count)):
+        dst[d0 + i] = 0
+
+
+@inlined
+def _tap_products(gemm_address, w_flat, tile, grid, dims, shifts, pixels, channels_last):
+    """The tile's products for every group and tap (see :func:`_shifted_views`)."""
+    groups, c_group, per_group, c_in, c_out, tile_plane, grid_plane = dims
+    for g in range(groups):
+        for tap in range(len(shifts)):
+            w0 = (tap * groups + g) * c_group * per_group
+            if channels_last:
+                # (Og x pixels) += w (Og x Cg, ld Og) @ shifted tile (Cg x pixels, ld C_in)
+                gemm_call(gemm_address, per_group, pixels, c_group, w_flat, w0, per_group,
+                          tile, shifts[tap] * c_in + g * c_group, c_in,
+                          grid, g * per_group, c_out, tap > 0)
+            else:
+                # (pixels x Og) += shifted tile (pixels x Cg, ld plane) @ w (Cg x Og, ld Cg)
+                gemm_call(gemm_address, pixels, per_group, c_group,
+                          tile, g * c_group * tile_plane + shifts[tap], tile_plane,
+                          w_flat, w0, c_group,
+                          grid, g * per_group * grid_plane, grid_plane, tap > 0)
+
+
+@jit(parallel=True)
+def _shifted_views_kernel(x, w_blas, bias, target, shifts, geometry, gemm_address,
+                          limit_address):
+    """Tiles of ``rows`` rows of the tall image, in parallel (see the module docstring).
+
+    ``x`` is ``(N, H, W, C_in)`` or ``(N, C_in, H, W)`` (``geometry[0]``
+    says which), ``target`` likewise with the output's sizes; ``w_blas`` is
+    ``(tap, G, Cg, Og)`` for channels_last, ``(tap, G, Og, Cg)`` for
+    channels_first; ``shifts[t]`` is tap ``t``'s offset in pixels of the
+    padded rows; ``geometry`` is ``(channels_last, groups, pad_top,
+    pad_left, w_pad, slot, rows, halo)``.
     """
+    channels_last, groups, pad_top, pad_left, w_pad, slot, rows, halo = geometry
+    if channels_last:
+        n_batch, h_in, w_in, c_in = x.shape
+        _, h_out, w_out, c_out = target.shape
+    else:
+        n_batch, c_in, h_in, w_in = x.shape
+        _, c_out, h_out, w_out = target.shape
+    rows_in = rows + halo
+    x_flat, w_flat, t_flat = x.reshape(-1), w_blas.reshape(-1), target.reshape(-1)
+    total = n_batch * slot
+    dims = (groups, c_in // groups, c_out // groups, c_in, c_out, rows_in * w_pad, rows * w_pad)
+    for tile_index in prange((total + rows - 1) // rows):
+        previous = blas_threads(limit_address, 1)
+        u0 = tile_index * rows
+        count = min(rows, total - u0)
+        tile = np.empty(rows_in * w_pad * c_in, dtype=x.dtype)
+        grid = np.empty(rows * w_pad * c_out, dtype=x.dtype)
+        # The tile: input rows u0 ... of the tall padded image, zeros in the padding.
+        for r in range(rows_in):
+            n = (u0 + r) // slot
+            iy = (u0 + r) % slot - pad_top
+            inside = n < n_batch and 0 <= iy < h_in
+            for c in range(1 if channels_last else c_in):
+                width = c_in if channels_last else 1
+                start = U((c * rows_in + r) * w_pad * width)
+                if not inside:
+                    _zero(tile, start, w_pad * width)
+                    continue
+                _zero(tile, start, pad_left * width)
+                first = ((n * h_in + iy) * w_in * c_in if channels_last
+                         else ((n * c_in + c) * h_in + iy) * w_in)
+                _copy(tile, start + U(pad_left * width), x_flat, U(first), w_in * width)
+                _zero(tile, start + U((pad_left + w_in) * width),
+                      (w_pad - pad_left - w_in) * width)
+        _tap_products(gemm_address, w_flat, tile, grid, dims, shifts, count * w_pad,
+                      channels_last)
+        # Each image's valid rows of the grid, plus the bias.
+        for r in range(count):
+            n = (u0 + r) // slot
+            oh = (u0 + r) % slot
+            if n >= n_batch or oh >= h_out:
+                continue
+            if channels_last:
+                dst = U((n * h_out + oh) * w_out * c_out)
+                src = U(r * w_pad * c_out)
+                for p in range(U(w_out)):
+                    for o in range(U(c_out)):
+                        t_flat[dst + p * U(c_out) + o] = grid[src + p * U(c_out) + o] + bias[o]
+            else:
+                for o in range(c_out):
+                    dst = U(((n * c_out + o) * h_out + oh) * w_out)
+                    src = U((o * rows + r) * w_pad)
+                    b = bias[o]
+                    for p in range(U(w_out)):
+                        t_flat[dst + p] = grid[src + p] + b
+        blas_threads(limit_address, previous)
+
+
+@jit(parallel=True)
+def _pointwise_kernel(x, w_blas, bias, target, chunk, channels_last, groups, gemm_address,
+                      limit_address):
+    """An unpadded 1x1 kernel: products straight from ``x`` into ``target``, ``chunk`` pixels each.
+
+    Shapes as in :func:`_shifted_views_kernel`; channels_last chunks run over
+    the pixels of the whole batch, channels_first ones over each image's.
+    """
+    if channels_last:
+        n_batch, h_in, w_in, c_in = x.shape
+        c_out = target.shape[3]
+    else:
+        n_batch, c_in, h_in, w_in = x.shape
+        c_out = target.shape[1]
+    plane = h_in * w_in
+    pixels = n_batch * plane if channels_last else plane
+    per_image = (pixels + chunk - 1) // chunk
+    x_flat, w_flat, t_flat = x.reshape(-1), w_blas.reshape(-1), target.reshape(-1)
+    jobs = per_image if channels_last else n_batch * per_image
+    dims = (groups, c_in // groups, c_out // groups, c_in, c_out, plane, plane)
+    for job in prange(jobs):
+        previous = blas_threads(limit_address, 1)
+        p0 = (job % per_image) * chunk
+        count = min(chunk, pixels - p0)
+        if channels_last:
+            src, dst = x_flat[p0 * c_in:], t_flat[p0 * c_out:]
+        else:
+            n = job // per_image
+            src, dst = x_flat[n * c_in * plane + p0:], t_flat[n * c_out * plane + p0:]
+        _tap_products(gemm_address, w_flat, src, dst, dims, (0,), count, channels_last)
+        for p in range(count):
+            for o in range(c_out):
+                if channels_last:
+                    dst[p * c_out + o] += bias[o]
+                else:
+                    dst[o * plane + p] += bias[o]
+        blas_threads(limit_address, previous)
+
+
+@jit(parallel=True)
+def _im2col_kernel(x5, w_mat, target, geometry, gemm_address, limit_address):
+    """im2col tiles of ``tile_pixels`` output pixels per (image, group), in parallel.
+
+    ``x5`` is 5-D in its layout; ``w_mat`` is ``(G, K, Og)`` for channels_last
+    (patches ``(pixels, K)``) and ``(G, Og, K)`` for channels_first (patches
+    ``(K, pixels)``); ``target`` is the flat output.
+    """
+    (channels_last, groups, out_spatial, stride, dilation, pad, kernel, tile_pixels,
+     c_out) = geometry
+    k_total, per_group = w_mat.shape[1], w_mat.shape[2]
+    if not channels_last:
+        per_group, k_total = w_mat.shape[1], w_mat.shape[2]
+    c_group = k_total // (kernel[0] * kernel[1] * kernel[2])
+    pixels = out_spatial[0] * out_spatial[1] * out_spatial[2]
+    tiles = (pixels + tile_pixels - 1) // tile_pixels
+    w_flat = w_mat.reshape(-1)
+    n_batch = x5.shape[0]
+    for job in prange(n_batch * groups * tiles):
+        previous = blas_threads(limit_address, 1)
+        n = job // (groups * tiles)
+        g = (job // tiles) % groups
+        p0 = (job % tiles) * tile_pixels
+        count = min(tile_pixels, pixels - p0)
+        w0 = g * k_total * per_group
+        if channels_last:
+            patches = np.empty((count, k_total), dtype=x5.dtype)
+            _im2col_channels_last(x5, patches, n, g * c_group, p0, out_spatial, stride,
+                                  dilation, pad, kernel)
+            gemm_call(gemm_address, per_group, count, k_total, w_flat, w0, per_group,
+                      patches.reshape(-1), 0, k_total,
+                      target, (n * pixels + p0) * c_out + g * per_group, c_out, False)
+        else:
+            patches = np.empty((k_total, count), dtype=x5.dtype)
+            _im2col_channels_first(x5, patches, n, g * c_group, p0, out_spatial, stride,
+                                   dilation, pad, kernel)
+            gemm_call(gemm_address, count, per_group, k_total, patches.reshape(-1), 0, count,
+                      w_flat, w0, k_total,
+                      target, (n * c_out + g * per_group) * pixels + p0, pixels, False)
+        blas_threads(limit_address, previous)
+
+
+def _tasks(total: int, bound: int) -> int:
+    """Rows (or pixels) per task: under ``bound``, and at least two tasks per thread."""
+    per_thread = math.ceil(total / (2 * numba.get_num_threads()))
+    return max(1, min(bound, per_thread, total))
+
+
+def _shifted_views(spec, target, x, pads):
+    """1-D and 2-D convolution at stride 1 (see the module docstring)."""
     channels_last = spec.layout == "channels_last"
     (_, kh, kw), (_, dh, dw) = to_3d(spec.kernel_size, 1), to_3d(spec.dilation, 1)
     (pt, pb), (pl, pr) = ((0, 0),) * (2 - spec.rank) + tuple(pads)
@@ -141,99 +326,24 @@ def _shifted_views(spec, target, x, pads):
     h_in, w_in = x.shape[1:3] if channels_last else x.shape[2:4]
     target4 = target.reshape((batch, h_out, w_out, c_out) if channels_last
                              else (batch, c_out, h_out, w_out))
-    # Weights per tap and group, in the order BLAS reads them (column-major).
     taps = spec.weight.reshape(groups, per_group, c_group, kh * kw)
     order = (3, 0, 2, 1) if channels_last else (3, 0, 1, 2)  # (tap, G, Cg, Og) / (tap, G, Og, Cg)
     w_blas = np.ascontiguousarray(taps.transpose(order))
+    bias = (np.zeros(c_out, dtype=x.dtype) if spec.bias is None
+            else np.ascontiguousarray(spec.bias, dtype=x.dtype))
+    addresses = _blas.gemm_address(x.dtype), _blas.thread_limit_address()
     if kh == kw == 1 and pt == pb == pl == pr == 0:
-        # An unpadded 1x1 kernel reads the input and writes the output in place.
-        if channels_last:
-            _products(spec, w_blas, x, batch * h_in * w_in, target, [0])
-        else:
-            for n in range(batch):
-                _products(spec, w_blas, x[n], h_in * w_in, target4[n], [0])
-        _add_bias(spec, target)
+        pixels = batch * h_in * w_in if channels_last else h_in * w_in
+        chunk = _tasks(pixels, max(1, WORKSPACE_BYTES // ((c_in + c_out) * x.itemsize)))
+        _pointwise_kernel(x, w_blas, bias, target4, chunk, channels_last, groups, *addresses)
         return
     w_pad, slot = w_in + pl + pr, h_in + pt + pb
-    row_bytes = w_pad * (c_in + c_out) * x.itemsize
-    total = batch * slot
-    rows = max(1, min(total, WORKSPACE_BYTES // row_bytes))
-    rows_in = rows + (kh - 1) * dh + 1
+    rows = _tasks(batch * slot, WORKSPACE_BYTES // (w_pad * (c_in + c_out) * x.itemsize))
     # Tap (i, j) reads the tile shifted by this many pixels.
-    shifts = [i * dh * w_pad + j * dw for i in range(kh) for j in range(kw)]
-    tile = np.empty((rows_in, w_pad, c_in) if channels_last else (c_in, rows_in, w_pad),
-                    dtype=x.dtype)
-    grid = np.empty((rows, w_pad, c_out) if channels_last else (c_out, rows, w_pad),
-                    dtype=x.dtype)
-    for u0 in range(0, total, rows):
-        count = min(rows, total - u0)
-        _fill_tile(tile, x, u0, slot, pt, pl, channels_last)
-        _products(spec, w_blas, tile, count * w_pad, grid, shifts)
-        # Keep each image's valid rows of the grid.
-        for n in range(u0 // slot, min((u0 + count - 1) // slot + 1, batch)):
-            lo, hi = max(u0, n * slot), min(u0 + count, n * slot + h_out)
-            if hi <= lo:
-                continue
-            rows_out = slice(lo - n * slot, hi - n * slot)
-            if channels_last:
-                target4[n, rows_out] = grid[lo - u0:hi - u0, :w_out]
-            else:
-                target4[n, :, rows_out] = grid[:, lo - u0:hi - u0, :w_out]
-    _add_bias(spec, target)
-
-
-def _products(spec, w_blas, src, pixels, dst, shifts):
-    """``dst``'s first ``pixels`` pixels = the sum over taps of weight times shifted ``src``.
-
-    ``src`` and ``dst`` are one image or tile in ``spec``'s layout; tap ``t``
-    reads ``src`` shifted by ``shifts[t]`` pixels (counted flat over its
-    padded rows). ``w_blas`` is ``(tap, G, Cg, Og)`` for channels_last and
-    ``(tap, G, Og, Cg)`` for channels_first.
-    """
-    channels_last = spec.layout == "channels_last"
-    groups, c_in, c_out = spec.groups, spec.c_in, spec.c_out
-    c_group, per_group = c_in // groups, c_out // groups
-    src_plane, dst_plane = src.size // c_in, dst.size // c_out
-    dtype = src.dtype
-    for g in range(groups):
-        for tap, shift in enumerate(shifts):
-            w0 = (tap * groups + g) * c_group * per_group
-            if channels_last:
-                _blas.gemm(dtype, per_group, pixels, c_group, w_blas, w0, per_group,
-                           src, shift * c_in + g * c_group, c_in,
-                           dst, g * per_group, c_out, tap > 0)
-            else:
-                _blas.gemm(dtype, pixels, per_group, c_group,
-                           src, g * c_group * src_plane + shift, src_plane,
-                           w_blas, w0, c_group,
-                           dst, g * per_group * dst_plane, dst_plane, tap > 0)
-
-
-def _add_bias(spec, target):
-    if spec.bias is not None:
-        channels_last = spec.layout == "channels_last"
-        target += spec.bias if channels_last else spec.bias.reshape(-1, *(1,) * spec.rank)
-
-
-def _fill_tile(tile, x, top, slot, pad_top, pad_left, channels_last):
-    """``tile`` = rows ``top...`` of the tall padded image (see :func:`_shifted_views`)."""
-    if not channels_last:
-        # (C, rows, W) planes: index the spatial axes ahead of the channels.
-        tile, x = tile.transpose(1, 2, 0), x.transpose(0, 2, 3, 1)
-    batch, h_in, w_in = x.shape[:3]
-    rows = tile.shape[0]
-    tile[:, :pad_left] = 0
-    tile[:, pad_left + w_in:] = 0
-    for n in range(top // slot, (top + rows - 1) // slot + 1):
-        # This image's slot within the tile, and its input rows inside it.
-        first, last = max(top, n * slot), min(top + rows, (n + 1) * slot)
-        lo = min(max(first, n * slot + pad_top), last)
-        hi = max(min(last, n * slot + pad_top + h_in), lo)
-        tile[first - top:lo - top, pad_left:pad_left + w_in] = 0
-        tile[hi - top:last - top, pad_left:pad_left + w_in] = 0
-        if n < batch and hi > lo:
-            iy = lo - n * slot - pad_top
-            tile[lo - top:hi - top, pad_left:pad_left + w_in] = x[n, iy:iy + hi - lo]
+    shifts = tuple(i * dh * w_pad + j * dw for i in range(kh) for j in range(kw))
+    geometry = (channels_last, groups, pt, pl, w_pad, slot, rows, (kh - 1) * dh + 1)
+    _shifted_views_kernel(x, w_blas, bias, target4, np.array(shifts, dtype=np.int64),
+                          geometry, *addresses)
 
 
 def _im2col(spec, target, x, pads):
@@ -253,38 +363,18 @@ def _im2col(spec, target, x, pads):
         else x.reshape((batch, spec.c_in) + to_3d(in_spatial, 1))
     )
     weight = spec.weight.reshape(groups, per_group, c_group, *kernel)
-    rows = max(1, WORKSPACE_BYTES // (k_total * x5.itemsize * out_spatial[2]))
-    tile_pixels = min(pixels, rows * out_spatial[2])
-    buffer = np.empty(tile_pixels * k_total, dtype=x5.dtype)
-    dtype = x5.dtype
     if channels_last:
         # Patches (pixels, K) with K ordered (kd, kh, kw, c); weight (G, K, Og) to match.
-        w_mat = np.ascontiguousarray(
-            weight.transpose(0, 3, 4, 5, 2, 1).reshape(groups, k_total, per_group))
-        gather = _im2col_channels_last
+        w_mat = weight.transpose(0, 3, 4, 5, 2, 1).reshape(groups, k_total, per_group)
     else:
         # Patches (K, pixels) with K ordered (c, kd, kh, kw); weight (G, Og, K).
-        w_mat = np.ascontiguousarray(weight.reshape(groups, per_group, k_total))
-        gather = _im2col_channels_first
-    for n in range(batch):
-        for g in range(groups):
-            for p0 in range(0, pixels, tile_pixels):
-                count = min(tile_pixels, pixels - p0)
-                shape = (count, k_total) if channels_last else (k_total, count)
-                patches = buffer[:count * k_total].reshape(shape)
-                gather(x5, patches, n, g * c_group, p0, out_spatial, stride, dilation, pad_lo,
-                       kernel)
-                w0 = g * k_total * per_group
-                if channels_last:
-                    # out[n, p0:p0+count, group's outputs] = patches @ w_mat[g]
-                    _blas.gemm(dtype, per_group, count, k_total, w_mat, w0, per_group,
-                               patches, 0, k_total,
-                               target, (n * pixels + p0) * c_out + g * per_group, c_out, False)
-                else:
-                    # out[n, group's outputs, p0:p0+count] = w_mat[g] @ patches
-                    _blas.gemm(dtype, count, per_group, k_total, patches, 0, count,
-                               w_mat, w0, k_total,
-                               target, (n * c_out + g * per_group) * pixels + p0, pixels, False)
+        w_mat = weight.reshape(groups, per_group, k_total)
+    rows = max(1, WORKSPACE_BYTES // (k_total * x5.itemsize * out_spatial[2]))
+    tile_pixels = min(pixels, rows * out_spatial[2])
+    geometry = (channels_last, groups, out_spatial, stride, dilation, pad_lo, kernel,
+                tile_pixels, c_out)
+    _im2col_kernel(x5, np.ascontiguousarray(w_mat), target.reshape(-1), geometry,
+                   _blas.gemm_address(x5.dtype), _blas.thread_limit_address())
     if spec.bias is not None:
         target += spec.bias if channels_last else spec.bias.reshape(-1, *(1,) * spec.rank)
 

@@ -14,9 +14,9 @@ and a multi-threaded BLAS call that follow each other leave each library's
 idle workers spinning against the other's (measured here: a depthwise
 layer followed by a pointwise layer took 7.2 ms instead of 3 ms, and
 alternating the two on row tiles 100 times slower). So every product runs
-single-threaded in the Numba worker that owns its tile
-(:func:`blas_threads` lowers OpenBLAS's thread count for that thread only),
-and BLAS's own thread pool never wakes.
+single-threaded in the Numba worker that owns its tile (the caller holds
+:func:`single_threaded` around the kernel), and BLAS's own thread pool
+never wakes.
 
 Every matrix is column-major, as BLAS sees it: a C-ordered ``(r, s)`` block
 whose rows are ``ld`` elements apart is the column-major ``(s, r)`` matrix
@@ -28,8 +28,10 @@ with :mod:`groupconv`.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+import threading
 
 import numpy as np
 from llvmlite import ir
@@ -39,8 +41,7 @@ from numba.extending import intrinsic
 
 from ._jit import jit
 
-__all__ = ["INT_MAX", "blas_threads", "gemm", "gemm_address", "gemm_call", "supports",
-           "thread_limit_address"]
+__all__ = ["INT_MAX", "gemm", "gemm_address", "gemm_call", "single_threaded", "supports"]
 
 #: Largest extent or leading dimension the 32-bit BLAS interface takes.
 INT_MAX = 2**31 - 1
@@ -75,23 +76,44 @@ def gemm_address(dtype) -> int:
     return _capsule_address(cython_blas.__pyx_capi__[_ROUTINES[np.dtype(dtype)]])
 
 
-@functools.cache
-def thread_limit_address() -> int:
-    """The address of OpenBLAS's ``openblas_set_num_threads_local``, or 0 without it.
+_LOCK = threading.Lock()
+_ACTIVE = 0
+_RESTORE = None
 
-    The function (OpenBLAS 0.3.27 and later; SciPy's wheels bundle such an
-    OpenBLAS) sets the number of threads BLAS uses for calls made from the
-    calling thread only, and returns the number in effect before. Other
-    BLAS builds lack it: their products then use their own threads, which
-    is correct, only slower here.
+
+@contextlib.contextmanager
+def single_threaded():
+    """Run BLAS single-threaded while the block runs (nested and concurrent uses add up).
+
+    The kernels call BLAS from each of Numba's threads, so BLAS itself must
+    not start threads: a multi-threaded call from inside a parallel region
+    oversubscribes the cores, and OpenBLAS built on pthreads warns that it
+    "may hang". The limit is process-wide (through :mod:`threadpoolctl`, on
+    every BLAS library loaded), so other threads' BLAS calls also run on one
+    thread while a groupconv call is inside this block; the previous limits
+    come back when the last block ends.
     """
-    from scipy.linalg import cython_blas
-
+    global _ACTIVE, _RESTORE
+    with _LOCK:
+        if _ACTIVE == 0:
+            _RESTORE = _controller().limit(limits=1, user_api="blas")
+        _ACTIVE += 1
     try:
-        function = ctypes.CDLL(cython_blas.__file__).openblas_set_num_threads_local
-    except (AttributeError, OSError):
-        return 0
-    return ctypes.cast(function, ctypes.c_void_p).value or 0
+        yield
+    finally:
+        with _LOCK:
+            _ACTIVE -= 1
+            if _ACTIVE == 0:
+                _RESTORE.restore_original_limits()
+                _RESTORE = None
+
+
+@functools.cache
+def _controller():
+    import threadpoolctl
+
+    gemm_address(np.float64)  # SciPy's BLAS loaded first, so that the controller sees it
+    return threadpoolctl.ThreadpoolController()
 
 
 def _int32(context, builder, value, from_type):
@@ -157,35 +179,6 @@ def gemm_call(typingctx, address, m, n, k, a, a_offset, lda, b, b_offset, ldb, c
     return signature, codegen
 
 
-@intrinsic
-def _call_int_function(typingctx, address, value):
-    """``int f(int)`` at ``address``, called with ``value``."""
-    if not isinstance(address, types.Integer) or not isinstance(value, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        int32 = ir.IntType(32)
-        function_type = ir.FunctionType(int32, [int32])
-        address_value = context.cast(builder, args[0], signature.args[0], types.intp)
-        function = builder.inttoptr(address_value, function_type.as_pointer())
-        result = builder.call(function, [_int32(context, builder, args[1], signature.args[1])])
-        return context.cast(builder, result, types.int32, types.intp)
-
-    return types.intp(address, value), codegen
-
-
-@jit(parallel=False)
-def blas_threads(limit_address, threads):
-    """Let BLAS calls from this thread use ``threads`` threads; returns the previous number.
-
-    ``limit_address`` is :func:`thread_limit_address`; with 0 nothing
-    changes (and 0 is returned).
-    """
-    if limit_address == 0:
-        return 0
-    return _call_int_function(limit_address, threads)
-
-
 @jit(parallel=False)
 def _gemm_serial(address, m, n, k, a, a_offset, lda, b, b_offset, ldb, c, c_offset, ldc,
                  accumulate):
@@ -194,7 +187,7 @@ def _gemm_serial(address, m, n, k, a, a_offset, lda, b, b_offset, ldb, c, c_offs
 
 
 def gemm(dtype, m, n, k, a, a_offset, lda, b, b_offset, ldb, c, c_offset, ldc, accumulate):
-    """:func:`gemm_call` from Python, on 1-D arrays of ``dtype`` (for tests and small jobs).
+    """:func:`gemm_call` from Python, on contiguous arrays of ``dtype`` (for tests).
 
     Raises ``OverflowError`` for extents beyond BLAS's 32-bit integers.
     """

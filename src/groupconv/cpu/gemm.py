@@ -31,7 +31,7 @@ import numpy as np
 from numba import prange
 
 from . import _blas
-from ._blas import blas_threads, gemm_call
+from ._blas import gemm_call
 from ._common import U, padded_input, to_3d
 from ._jit import inlined, jit
 
@@ -156,8 +156,7 @@ def _tap_products(gemm_address, w_flat, tile, grid, dims, shifts, pixels, channe
 
 
 @jit(parallel=True)
-def _shifted_views_kernel(x, w_blas, bias, target, shifts, geometry, gemm_address,
-                          limit_address):
+def _shifted_views_kernel(x, w_blas, bias, target, shifts, geometry, gemm_address):
     """Tiles of ``rows`` rows of the tall image, in parallel (see the module docstring).
 
     ``x`` is ``(N, H, W, C_in)`` or ``(N, C_in, H, W)`` (``geometry[0]``
@@ -179,7 +178,6 @@ def _shifted_views_kernel(x, w_blas, bias, target, shifts, geometry, gemm_addres
     total = n_batch * slot
     dims = (groups, c_in // groups, c_out // groups, c_in, c_out, rows_in * w_pad, rows * w_pad)
     for tile_index in prange((total + rows - 1) // rows):
-        previous = blas_threads(limit_address, 1)
         u0 = tile_index * rows
         count = min(rows, total - u0)
         tile = np.empty(rows_in * w_pad * c_in, dtype=x.dtype)
@@ -222,12 +220,10 @@ def _shifted_views_kernel(x, w_blas, bias, target, shifts, geometry, gemm_addres
                     b = bias[o]
                     for p in range(U(w_out)):
                         t_flat[dst + p] = grid[src + p] + b
-        blas_threads(limit_address, previous)
 
 
 @jit(parallel=True)
-def _pointwise_kernel(x, w_blas, bias, target, chunk, channels_last, groups, gemm_address,
-                      limit_address):
+def _pointwise_kernel(x, w_blas, bias, target, chunk, channels_last, groups, gemm_address):
     """An unpadded 1x1 kernel: products straight from ``x`` into ``target``, ``chunk`` pixels each.
 
     Shapes as in :func:`_shifted_views_kernel`; channels_last chunks run over
@@ -246,7 +242,6 @@ def _pointwise_kernel(x, w_blas, bias, target, chunk, channels_last, groups, gem
     jobs = per_image if channels_last else n_batch * per_image
     dims = (groups, c_in // groups, c_out // groups, c_in, c_out, plane, plane)
     for job in prange(jobs):
-        previous = blas_threads(limit_address, 1)
         p0 = (job % per_image) * chunk
         count = min(chunk, pixels - p0)
         if channels_last:
@@ -261,11 +256,10 @@ def _pointwise_kernel(x, w_blas, bias, target, chunk, channels_last, groups, gem
                     dst[p * c_out + o] += bias[o]
                 else:
                     dst[o * plane + p] += bias[o]
-        blas_threads(limit_address, previous)
 
 
 @jit(parallel=True)
-def _im2col_kernel(x5, w_mat, target, geometry, gemm_address, limit_address):
+def _im2col_kernel(x5, w_mat, target, geometry, gemm_address):
     """im2col tiles of ``tile_pixels`` output pixels per (image, group), in parallel.
 
     ``x5`` is 5-D in its layout; ``w_mat`` is ``(G, K, Og)`` for channels_last
@@ -283,7 +277,6 @@ def _im2col_kernel(x5, w_mat, target, geometry, gemm_address, limit_address):
     w_flat = w_mat.reshape(-1)
     n_batch = x5.shape[0]
     for job in prange(n_batch * groups * tiles):
-        previous = blas_threads(limit_address, 1)
         n = job // (groups * tiles)
         g = (job // tiles) % groups
         p0 = (job % tiles) * tile_pixels
@@ -303,7 +296,6 @@ def _im2col_kernel(x5, w_mat, target, geometry, gemm_address, limit_address):
             gemm_call(gemm_address, count, per_group, k_total, patches.reshape(-1), 0, count,
                       w_flat, w0, k_total,
                       target, (n * c_out + g * per_group) * pixels + p0, pixels, False)
-        blas_threads(limit_address, previous)
 
 
 def _tasks(total: int, bound: int) -> int:
@@ -331,11 +323,11 @@ def _shifted_views(spec, target, x, pads):
     w_blas = np.ascontiguousarray(taps.transpose(order))
     bias = (np.zeros(c_out, dtype=x.dtype) if spec.bias is None
             else np.ascontiguousarray(spec.bias, dtype=x.dtype))
-    addresses = _blas.gemm_address(x.dtype), _blas.thread_limit_address()
+    address = _blas.gemm_address(x.dtype)
     if kh == kw == 1 and pt == pb == pl == pr == 0:
         pixels = batch * h_in * w_in if channels_last else h_in * w_in
         chunk = _tasks(pixels, max(1, WORKSPACE_BYTES // ((c_in + c_out) * x.itemsize)))
-        _pointwise_kernel(x, w_blas, bias, target4, chunk, channels_last, groups, *addresses)
+        _pointwise_kernel(x, w_blas, bias, target4, chunk, channels_last, groups, address)
         return
     w_pad, slot = w_in + pl + pr, h_in + pt + pb
     rows = _tasks(batch * slot, WORKSPACE_BYTES // (w_pad * (c_in + c_out) * x.itemsize))
@@ -343,7 +335,7 @@ def _shifted_views(spec, target, x, pads):
     shifts = tuple(i * dh * w_pad + j * dw for i in range(kh) for j in range(kw))
     geometry = (channels_last, groups, pt, pl, w_pad, slot, rows, (kh - 1) * dh + 1)
     _shifted_views_kernel(x, w_blas, bias, target4, np.array(shifts, dtype=np.int64),
-                          geometry, *addresses)
+                          geometry, address)
 
 
 def _im2col(spec, target, x, pads):
@@ -374,7 +366,7 @@ def _im2col(spec, target, x, pads):
     geometry = (channels_last, groups, out_spatial, stride, dilation, pad_lo, kernel,
                 tile_pixels, c_out)
     _im2col_kernel(x5, np.ascontiguousarray(w_mat), target.reshape(-1), geometry,
-                   _blas.gemm_address(x5.dtype), _blas.thread_limit_address())
+                   _blas.gemm_address(x5.dtype))
     if spec.bias is not None:
         target += spec.bias if channels_last else spec.bias.reshape(-1, *(1,) * spec.rank)
 
@@ -384,7 +376,8 @@ def conv_gemm(spec, target: np.ndarray) -> None:
     if target.size == 0:
         return
     x, pads = padded_input(spec)
-    if spec.rank <= 2 and all(s == 1 for s in spec.stride):
-        _shifted_views(spec, target, x, pads)
-    else:
-        _im2col(spec, target, x, pads)
+    with _blas.single_threaded():
+        if spec.rank <= 2 and all(s == 1 for s in spec.stride):
+            _shifted_views(spec, target, x, pads)
+        else:
+            _im2col(spec, target, x, pads)

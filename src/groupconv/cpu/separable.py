@@ -1,161 +1,130 @@
 """Fused depthwise-separable convolution on the CPU.
 
-Each parallel task owns one output row: it computes the depthwise rows of
-every intermediate channel into a row buffer (``C_in * M`` by ``W_out``, a
-few KiB to a few hundred KiB, so it stays in cache), then the pointwise
-step from that buffer straight into the output. The depthwise intermediate
-is never written whole to memory; the workspace is one row buffer per
-running thread.
+Each parallel task owns a tile of consecutive output rows of one image,
+sized so that its depthwise result stays under :data:`TILE_BYTES` (in
+cache): it computes the depthwise rows of every intermediate channel into
+that buffer, then the pointwise step from the buffer straight into the
+output rows, as one single-threaded BLAS product made by the task's thread
+(see :mod:`._blas`). The depthwise intermediate is never written whole to
+memory; the workspace is one tile buffer per running task.
 """
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 from numba import prange
 
+from . import _blas
+from ._blas import gemm_call
 from ._common import U, padded_input, to_3d
-from ._jit import inlined, jit
+from ._jit import jit
 from .direct import output_5d, unroll_arguments
 from .direct_cf import channels_first_row
 from .direct_cl import PIXEL_BLOCK, channels_last_row
 
-__all__ = ["conv_separable", "pointwise_rows"]
+__all__ = ["TILE_BYTES", "conv_separable"]
 
-
-@inlined
-def _pointwise_single(mid, width, c_mid, w_flat, bias, dst, d0, o_step, o):
-    """Output channel ``o`` of :func:`pointwise_rows`, eight input channels per pass."""
-    row = d0 + U(o) * o_step
-    for p in range(U(width)):
-        dst[row + p] = bias[o]
-    wo = U(o * c_mid)
-    chunks = c_mid // 8
-    for chunk in range(chunks):
-        k = U(chunk * 8)
-        m = k * U(width)
-        for p in range(U(width)):
-            total = dst[row + p]
-            for q in range(8):
-                total += w_flat[wo + k + U(q)] * mid[m + U(q * width) + p]
-            dst[row + p] = total
-    for k in range(chunks * 8, c_mid):
-        wk = w_flat[wo + U(k)]
-        m = U(k * width)
-        for p in range(U(width)):
-            dst[row + p] += wk * mid[m + p]
-
-
-@inlined
-def pointwise_rows(mid, width, c_mid, weight, bias, dst, d0, o_step, c_out):
-    """``dst[d0 + o*o_step + p] = bias[o] + sum_k weight[o, k] * mid[k*width + p]``.
-
-    Four output channels are computed together, eight input channels per
-    pass in a fixed order: each ``mid`` vector loaded feeds four sums, and
-    each output is loaded and stored once per eight multiply-adds. The
-    output channels left over (``c_out % 4``) go one at a time.
-    """
-    w_flat = weight.reshape(-1)
-    chunks = c_mid // 8
-    quads = c_out // 4
-    for quad in range(quads):
-        o = quad * 4
-        r0 = d0 + U(o) * o_step
-        r1 = r0 + o_step
-        r2 = r1 + o_step
-        r3 = r2 + o_step
-        for p in range(U(width)):
-            dst[r0 + p] = bias[o]
-            dst[r1 + p] = bias[o + 1]
-            dst[r2 + p] = bias[o + 2]
-            dst[r3 + p] = bias[o + 3]
-        w0 = U(o * c_mid)
-        w1 = w0 + U(c_mid)
-        w2 = w1 + U(c_mid)
-        w3 = w2 + U(c_mid)
-        for chunk in range(chunks):
-            k = U(chunk * 8)
-            m = k * U(width)
-            for p in range(U(width)):
-                t0 = dst[r0 + p]
-                t1 = dst[r1 + p]
-                t2 = dst[r2 + p]
-                t3 = dst[r3 + p]
-                for q in range(8):
-                    v = mid[m + U(q * width) + p]
-                    t0 += w_flat[w0 + k + U(q)] * v
-                    t1 += w_flat[w1 + k + U(q)] * v
-                    t2 += w_flat[w2 + k + U(q)] * v
-                    t3 += w_flat[w3 + k + U(q)] * v
-                dst[r0 + p] = t0
-                dst[r1 + p] = t1
-                dst[r2 + p] = t2
-                dst[r3 + p] = t3
-        for k in range(chunks * 8, c_mid):
-            m = U(k * width)
-            for p in range(U(width)):
-                v = mid[m + p]
-                dst[r0 + p] += w_flat[w0 + U(k)] * v
-                dst[r1 + p] += w_flat[w1 + U(k)] * v
-                dst[r2 + p] += w_flat[w2 + U(k)] * v
-                dst[r3 + p] += w_flat[w3 + U(k)] * v
-    for o in range(quads * 4, c_out):
-        _pointwise_single(mid, width, c_mid, w_flat, bias, dst, d0, o_step, o)
+#: Upper bound of one task's depthwise tile: it is read back at once by the
+#: pointwise product, so it should stay in the core's cache.
+TILE_BYTES = 256 * 2**10
 
 
 @jit(parallel=True)
-def _separable_channels_first(x, w, pw, bias, zero, out, stride, dilation, pad):
-    """``w`` is the depthwise weight ``(C_in*M, 1, kd, kh, kw)``, ``pw`` is ``(C_out, C_in*M)``."""
+def _separable_channels_first(x, w, pw, bias, zero, out, stride, dilation, pad, tile_rows,
+                              gemm_address):
+    """``w`` is the depthwise weight ``(C_in*M, 1, kd, kh, kw)``, ``pw`` is ``(C_out, C_in*M)``.
+
+    A task owns ``tile_rows`` consecutive output rows (counted over depth
+    and height) of one image: their depthwise rows go to a ``(C_in*M, rows,
+    W_out)`` buffer, and one product ``out^T += mid^T @ pw^T`` (a
+    single-threaded BLAS call, see :mod:`._blas`) gives the output rows.
+    """
     n_batch, c_in, d_in, h_in, w_in = x.shape
     c_mid, _, kd_size, kh_size, kw_size = w.shape
     c_out, d_out, h_out, w_out = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
     multiplier = c_mid // c_in
-    x_flat, w_flat, out_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
+    x_flat, w_flat, out_flat, pw_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1), \
+        pw.reshape(-1)
     in_dims = (c_in, d_in, h_in, w_in)
     w_dims = (1, kd_size, kh_size, kw_size)
-    plane = U(d_out * h_out * w_out)
-    for row in prange(n_batch * d_out * h_out):
-        oh = row % h_out
-        od = (row // h_out) % d_out
-        n = row // (h_out * d_out)
-        mid = np.empty(c_mid * w_out, dtype=out.dtype)
+    rows_total = d_out * h_out
+    plane = rows_total * w_out
+    tiles = (rows_total + tile_rows - 1) // tile_rows
+    for task in prange(n_batch * tiles):
+        n = task // tiles
+        first = (task % tiles) * tile_rows
+        count = min(tile_rows, rows_total - first)
+        mid = np.empty(c_mid * count * w_out, dtype=out.dtype)
         for m in range(c_mid):
-            channels_first_row(x_flat, in_dims, w_flat, w_dims, m, m // multiplier, n, od, oh,
-                               mid, U(m * w_out), zero, w_out, stride, dilation, pad)
-        first = U(((n * c_out * d_out + od) * h_out + oh) * w_out)
-        pointwise_rows(mid, w_out, c_mid, pw, bias, out_flat, first, plane, c_out)
+            for r in range(count):
+                channels_first_row(x_flat, in_dims, w_flat, w_dims, m, m // multiplier, n,
+                                   (first + r) // h_out, (first + r) % h_out, mid,
+                                   U((m * count + r) * w_out), zero, w_out, stride, dilation,
+                                   pad)
+        pixels = count * w_out
+        o0 = n * c_out * plane + first * w_out
+        # out^T (pixels x C_out, ld plane) = mid^T (pixels x C_mid) @ pw^T (C_mid x C_out)
+        gemm_call(gemm_address, pixels, c_out, c_mid, mid, 0, pixels, pw_flat, 0, c_mid,
+                  out_flat, o0, plane, False)
+        for o in range(c_out):
+            b = bias[o]
+            start = U(o0 + o * plane)
+            for p in range(U(pixels)):
+                out_flat[start + p] += b
 
 
 @jit(parallel=True)
-def _separable_channels_last(x, w_t, zeros, pw, bias, out, stride, dilation, pad, unroll_h,
-                             unroll_w):
-    """``w_t`` is ``(kd, kh, kw, 1, M, C_in)``; ``pw`` is ``(C_out, C_in*M)`` with its
-    columns in ``(M, C_in)`` order, the order of the depthwise row buffer."""
+def _separable_channels_last(x, w_t, zeros, pw_t, bias, out, stride, dilation, pad, unroll_h,
+                             unroll_w, tile_rows, gemm_address):
+    """``w_t`` is ``(kd, kh, kw, 1, M, C_in)``; ``pw_t`` is ``(C_in*M, C_out)``, its rows in
+    ``(M, C_in)`` order, the order of the depthwise rows.
+
+    A task owns ``tile_rows`` consecutive output rows of one image: their
+    depthwise rows go to a ``(rows, W_out, C_in*M)`` buffer, and one
+    product ``out += pw_t^T @ mid`` (column-major; a single-threaded BLAS
+    call, see :mod:`._blas`) gives the output rows.
+    """
     n_batch, d_in, h_in, w_in, c_in = x.shape
     multiplier = w_t.shape[4]
     c_mid = c_in * multiplier
     d_out, h_out, w_out, c_out = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
-    x_flat, w_flat, out_flat = x.reshape(-1), w_t.reshape(-1), out.reshape(-1)
+    x_flat, w_flat, out_flat, pw_flat = x.reshape(-1), w_t.reshape(-1), out.reshape(-1), \
+        pw_t.reshape(-1)
     in_dims = (d_in, h_in, w_in, c_in)
     zeros_flat = zeros.reshape(-1)
-    for row in prange(n_batch * d_out * h_out):
-        oh = row % h_out
-        od = (row // h_out) % d_out
-        n = row // (h_out * d_out)
-        pixels = np.empty(w_out * c_mid, dtype=out.dtype)
+    rows_total = d_out * h_out
+    tiles = (rows_total + tile_rows - 1) // tile_rows
+    for task in prange(n_batch * tiles):
+        n = task // tiles
+        first = (task % tiles) * tile_rows
+        count = min(tile_rows, rows_total - first)
+        mid = np.empty(count * w_out * c_mid, dtype=out.dtype)
         sums = np.empty(PIXEL_BLOCK * c_in, dtype=out.dtype)
-        channels_last_row(x_flat, in_dims, w_flat, w_t.shape, zeros_flat, zeros_flat, n, od, oh,
-                          pixels, U(0), sums, w_out, stride, dilation, pad, unroll_h, unroll_w)
-        # (W, C_mid) -> (C_mid, W), so the pointwise sums run along W.
-        mid = np.empty(c_mid * w_out, dtype=out.dtype)
-        for p in range(U(w_out)):
-            for k in range(U(c_mid)):
-                mid[k * U(w_out) + p] = pixels[p * U(c_mid) + k]
-        result = np.empty(c_out * w_out, dtype=out.dtype)
-        pointwise_rows(mid, w_out, c_mid, pw, bias, result, U(0), U(w_out), c_out)
-        first = U(row * w_out * c_out)
-        for p in range(U(w_out)):
+        for r in range(count):
+            channels_last_row(x_flat, in_dims, w_flat, w_t.shape, zeros_flat, zeros_flat, n,
+                              (first + r) // h_out, (first + r) % h_out, mid,
+                              U(r * w_out * c_mid), sums, w_out, stride, dilation, pad,
+                              unroll_h, unroll_w)
+        pixels = count * w_out
+        o0 = (n * rows_total + first) * w_out * c_out
+        # out (C_out x pixels, ld C_out) = pw_t^T (C_out x C_mid) @ mid (C_mid x pixels)
+        gemm_call(gemm_address, c_out, pixels, c_mid, pw_flat, 0, c_out, mid, 0, c_mid,
+                  out_flat, o0, c_out, False)
+        for p in range(U(pixels)):
             for o in range(U(c_out)):
-                out_flat[first + p * U(c_out) + o] = result[o * U(w_out) + p]
+                out_flat[U(o0) + p * U(c_out) + o] += bias[o]
+
+
+def _tile_rows(depthwise, pointwise) -> int:
+    """Output rows per task: the depthwise tile under :data:`TILE_BYTES`, two tasks per thread."""
+    _, h_out, w_out = to_3d(depthwise.out_spatial, 1)
+    rows = to_3d(depthwise.out_spatial, 1)[0] * h_out
+    row_bytes = w_out * depthwise.c_out * np.dtype(depthwise.dtype).itemsize
+    per_thread = math.ceil(depthwise.batch * rows / (2 * numba.get_num_threads()))
+    return max(1, min(TILE_BYTES // row_bytes, per_thread, rows))
 
 
 def conv_separable(depthwise, pointwise, target: np.ndarray) -> None:
@@ -178,11 +147,14 @@ def conv_separable(depthwise, pointwise, target: np.ndarray) -> None:
     bias = np.ascontiguousarray(bias)
     out5 = output_5d(pointwise, target)
     dw = depthwise.weight.reshape((c_mid, 1) + kernel)
+    address = _blas.gemm_address(depthwise.dtype)
     if not channels_last:
         x5 = np.ascontiguousarray(x.reshape(x.shape[:2] + to_3d(x.shape[2:], 1)))
         zero = np.zeros((), dtype=depthwise.dtype)[()]
-        _separable_channels_first(x5, np.ascontiguousarray(dw), np.ascontiguousarray(pw), bias,
-                                  zero, out5, stride, dilation, pad_lo)
+        with _blas.single_threaded():
+            _separable_channels_first(x5, np.ascontiguousarray(dw), np.ascontiguousarray(pw),
+                                      bias, zero, out5, stride, dilation, pad_lo,
+                                      _tile_rows(depthwise, pointwise), address)
         return
     x5 = np.ascontiguousarray(x.reshape((x.shape[0],) + to_3d(x.shape[1:-1], 1) + x.shape[-1:]))
     # Depthwise channel c*M + q sits at (q, c) in the row buffer.
@@ -190,8 +162,9 @@ def conv_separable(depthwise, pointwise, target: np.ndarray) -> None:
         dw.reshape((c_in, multiplier) + kernel).transpose(2, 3, 4, 1, 0)
     ).reshape(kernel + (1, multiplier, c_in))
     pw_t = np.ascontiguousarray(
-        pw.reshape(c_out, c_in, multiplier).transpose(0, 2, 1)
-    ).reshape(c_out, c_mid)
+        pw.reshape(c_out, c_in, multiplier).transpose(2, 1, 0)
+    ).reshape(c_mid, c_out)
     zeros = np.zeros((multiplier, c_in), dtype=depthwise.dtype)
-    _separable_channels_last(x5, w_t, zeros, pw_t, bias, out5, stride, dilation, pad_lo,
-                             *unroll)
+    with _blas.single_threaded():
+        _separable_channels_last(x5, w_t, zeros, pw_t, bias, out5, stride, dilation, pad_lo,
+                                 *unroll, _tile_rows(depthwise, pointwise), address)

@@ -23,6 +23,19 @@ TINY_SEP = bench.BenchShape("tiny_sep", 3, 8, 8, 3, 3, 1, 1, 3, pointwise=5, bat
 QUICK = {"repeats": 1, "copy_bytes": 2**16}
 
 
+@pytest.fixture(autouse=True)
+def no_settling(monkeypatch):
+    # The pause before each measurement matters for timings, not for these tests.
+    monkeypatch.setattr(bench, "SETTLE_S", 0.0)
+
+
+def test_time_call_settles_before_the_first_call(monkeypatch):
+    events = []
+    monkeypatch.setattr(bench.time, "sleep", lambda s: events.append(("sleep", s)))
+    bench.time_call(lambda: events.append("call"), repeats=1, settle=0.5)
+    assert events == [("sleep", 0.5), "call", "call"]
+
+
 def test_the_suite_is_the_specified_one():
     rows = {
         s.name: (s.c_in, s.height, s.width, s.c_out, s.kernel, s.stride, s.padding, s.groups,

@@ -55,6 +55,7 @@ __all__ = [
     "LAYOUTS",
     "PEERS",
     "QUICK_REPEATS",
+    "SETTLE_S",
     "SHAPES",
     "BenchShape",
     "add_arguments",
@@ -76,6 +77,15 @@ LAYOUTS = ("channels_first", "channels_last")
 #: Peers in the order they are reported; ``tf`` is accepted for ``tensorflow``.
 PEERS = ("torch", "tensorflow", "jax", "scipy")
 _PEER_ALIASES = {"tf": "tensorflow", "pytorch": "torch"}
+
+#: Seconds of idle time before each measurement. Thread pools keep spinning
+#: for a while after their last task (OpenBLAS about 0.1 s, OpenMP runtimes
+#: milliseconds to 0.2 s), and on a machine with few cores a pool that spins
+#: while another library runs slows it down (measured here: a groupconv call
+#: timed right after NumPy's BLAS ran 2-5 times slower). Each library is
+#: timed after this pause, so that it runs alone, as it would in a pipeline
+#: of its own calls.
+SETTLE_S = 0.25
 
 #: Timed calls per measurement (after one warm-up call) in quick and full mode.
 QUICK_REPEATS = 3
@@ -426,9 +436,9 @@ def get_shapes(
 
 
 def time_call(
-    fn: Callable[[], Any], *, repeats: int = QUICK_REPEATS, warmup: int = 1
+    fn: Callable[[], Any], *, repeats: int = QUICK_REPEATS, warmup: int = 1, settle: float = 0.0
 ) -> tuple[list[float], Any]:
-    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed.
+    """Wait ``settle`` seconds, call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed.
 
     Parameters
     ----------
@@ -439,6 +449,9 @@ def time_call(
         Timed calls (>= 1).
     warmup : int, optional
         Untimed calls first (>= 1), which absorb JIT compilation.
+    settle : float, optional
+        Seconds to sleep first, so that the thread pools of whatever ran
+        before (see :data:`SETTLE_S`) have stopped spinning.
 
     Returns
     -------
@@ -456,6 +469,8 @@ def time_call(
     """
     if repeats < 1 or warmup < 1:
         raise ValueError(f"repeats and warmup must be >= 1, got {repeats=}, {warmup=}")
+    if settle > 0:
+        time.sleep(settle)
     result = fn()
     for _ in range(warmup - 1):
         fn()
@@ -1050,7 +1065,7 @@ def _measure_peer(module, prepare, shape, data, expected, repeats, best_gc, rtol
     entry: dict[str, Any] = {"variants": {}}
     for variant, (call, to_nchw) in variants.items():
         try:
-            times, result = time_call(call, repeats=repeats)
+            times, result = time_call(call, repeats=repeats, settle=SETTLE_S)
             check = verify(to_nchw(result), expected, rtol=rtol)
         except Exception as exc:
             entry["variants"][variant] = {"error": _error_text(exc)}
@@ -1309,7 +1324,8 @@ def _run_shape(shape, layouts, loaded, repeats, seed, rtol, copy_gbps, bar) -> d
     for layout in layouts:
         bar.show(f"{shape.name}: groupconv {layout}")
         try:
-            times, result = time_call(_groupconv_call(shape, data, layout), repeats=repeats)
+            times, result = time_call(_groupconv_call(shape, data, layout), repeats=repeats,
+                                      settle=SETTLE_S)
             entry = {**_summary(times), "check": verify(result, expected, layout=layout,
                                                          rtol=rtol)}
         except Exception as exc:

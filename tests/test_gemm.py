@@ -108,3 +108,18 @@ def test_gemm_touches_nothing_outside_its_arrays(rng, layout):
         groupconv.conv(x, w, out=out, algorithm="gemm", **kw)
         assert_matches_reference(out, want)
         assert (out_store[0] == 12345.0).all() and (out_store[4] == 12345.0).all()
+
+
+def test_gemm_beyond_32_bit_blas_sizes_takes_the_direct_kernels(rng):
+    # A padded plane of 2**31 + 2 columns: too large for BLAS's int leading
+    # dimensions, so algorithm="gemm" computes it with the direct kernels
+    # (stride 2**30 keeps the output small).
+    x = rng.standard_normal((1, 2, 5))
+    w = rng.standard_normal((3, 2, 2))
+    kw = dict(padding=[(2**30, 2**30)], stride=2**30)
+    assert not gemm._fits_blas(groupconv._spec.conv_spec(x, w, None, **kw), [(2**30, 2**30)])
+    # By hand: output positions 0, 1, 2 read padded columns (0, 1), (2**30,
+    # 2**30 + 1) and (2**31, 2**31 + 1); only the middle pair is data.
+    want = np.zeros((1, 3, 3))
+    want[0, :, 1] = np.einsum("oct,ct->o", w, x[0, :, :2])
+    assert_matches_reference(groupconv.conv(x, w, algorithm="gemm", **kw), want)

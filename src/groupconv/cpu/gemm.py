@@ -371,9 +371,30 @@ def _im2col(spec, target, x, pads):
         target += spec.bias if channels_last else spec.bias.reshape(-1, *(1,) * spec.rank)
 
 
+def _fits_blas(spec, pads) -> bool:
+    """Whether every extent and leading dimension the products use fits BLAS's 32-bit ints."""
+    padded = math.prod(n + lo + hi for n, (lo, hi) in
+                       zip(spec.x.shape[2:] if spec.layout == "channels_first"
+                           else spec.x.shape[1:-1], pads, strict=True))
+    largest = max(padded, math.prod(spec.out_spatial), spec.c_in, spec.c_out,
+                  spec.weight.shape[1] * math.prod(spec.kernel_size))
+    # Leading dimensions are channel counts or (tile) planes, and a tile plane
+    # is at most an image plane plus a few halo rows.
+    return 2 * largest < _blas.INT_MAX
+
+
 def conv_gemm(spec, target: np.ndarray) -> None:
-    """Compute ``spec`` into ``target``, a C-contiguous batched output in ``spec.dtype``."""
+    """Compute ``spec`` into ``target``, a C-contiguous batched output in ``spec.dtype``.
+
+    Shapes whose matrices would exceed BLAS's 32-bit sizes take the direct
+    kernels instead.
+    """
     if target.size == 0:
+        return
+    if not _fits_blas(spec, spec.padding):
+        from .direct import conv_direct
+
+        conv_direct(spec, target)
         return
     x, pads = padded_input(spec)
     with _blas.single_threaded():

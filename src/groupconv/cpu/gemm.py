@@ -298,10 +298,13 @@ def _im2col_kernel(x5, w_mat, target, geometry, gemm_address):
                       target, (n * c_out + g * per_group) * pixels + p0, pixels, False)
 
 
-def _tasks(total: int, bound: int) -> int:
-    """Rows (or pixels) per task: under ``bound``, and at least two tasks per thread."""
-    per_thread = math.ceil(total / (2 * numba.get_num_threads()))
-    return max(1, min(bound, per_thread, total))
+def _tasks(total: int, bound: int, per_thread: int = 2) -> int:
+    """Rows (or pixels) per task: at most ``bound``, in a number of tasks that the threads share
+    evenly (a multiple of the thread count, at least ``per_thread`` tasks each)."""
+    threads = numba.get_num_threads()
+    tasks = max(math.ceil(total / max(bound, 1)), per_thread * threads)
+    tasks = math.ceil(tasks / threads) * threads
+    return max(1, math.ceil(total / tasks))
 
 
 def _shifted_views(spec, target, x, pads):
@@ -326,7 +329,8 @@ def _shifted_views(spec, target, x, pads):
     address = _blas.gemm_address(x.dtype)
     if kh == kw == 1 and pt == pb == pl == pr == 0:
         pixels = batch * h_in * w_in if channels_last else h_in * w_in
-        chunk = _tasks(pixels, max(1, WORKSPACE_BYTES // ((c_in + c_out) * x.itemsize)))
+        # No workspace here: one large product per thread.
+        chunk = _tasks(pixels, pixels, per_thread=1)
         _pointwise_kernel(x, w_blas, bias, target4, chunk, channels_last, groups, address)
         return
     w_pad, slot = w_in + pl + pr, h_in + pt + pb

@@ -221,3 +221,41 @@ class SplitSum:
 
     def peakmem_split_sum(self, layout, parts):
         groupconv.tricks.split_sum(self.y, parts, axis=self.axis)
+
+
+class Pipeline:
+    """A MobileNetV2 block as three separate calls: depthwise, pointwise, depthwise again.
+
+    The rows above time one call repeated; a network alternates kernels of
+    different kinds (Numba loops, BLAS products), and a library whose thread
+    pool spins while the next kernel runs slows every step down. This keeps
+    that interaction in the history: ``dw3x3_mbv2_56``'s depthwise layer,
+    then a 1x1 layer 144 -> 144 (the GEMM path), then the depthwise layer.
+    ``results="out"`` writes into preallocated arrays; ``"new"`` lets every
+    call allocate its result, as most code does: on machines where fresh
+    pages are expensive (this project's 2-core VMs), first-touching the
+    new results can cost more than the convolutions.
+    """
+
+    params = (list(LAYOUTS), ["out", "new"])
+    param_names = ("layout", "results")
+    timeout = 120
+
+    def setup(self, layout, results):
+        shape, data = get_shape("dw3x3_mbv2_56"), inputs("dw3x3_mbv2_56")
+        x = _x(data, layout)
+        pointwise = np.random.default_rng(0).standard_normal(
+            (shape.c_in, shape.c_in, 1, 1), dtype=np.float32) / shape.c_in
+        buffers = [np.empty_like(x) for _ in range(3)] if results == "out" else [None] * 3
+        depthwise = dict(groups=shape.groups, layout=layout, **shape.options)
+
+        def block():
+            y = groupconv.conv(x, data["weight"], out=buffers[0], **depthwise)
+            y = groupconv.conv(y, pointwise, layout=layout, out=buffers[1])
+            return groupconv.conv(y, data["weight"], out=buffers[2], **depthwise)
+
+        self.call = block
+        self.call()
+
+    def time_pipeline(self, layout, results):
+        self.call()

@@ -125,12 +125,14 @@ def _im2col_channels_first(x, tile, n, first_channel, first_pixel, out_spatial, 
 
 @inlined
 def _copy(dst, d0, src, s0, count):
+    """``dst[d0:d0 + count] = src[s0:s0 + count]`` (unsigned offsets: a vectorised copy)."""
     for i in range(U(count)):
         dst[d0 + i] = src[s0 + i]
 
 
 @inlined
 def _zero(dst, d0, count):
+    """``dst[d0:d0 + count] = 0``."""
     for i in range(U(count)):
         dst[d0 + i] = 0
 

@@ -41,7 +41,7 @@ from numba.extending import intrinsic
 
 from ._jit import jit
 
-__all__ = ["INT_MAX", "gemm", "gemm_address", "gemm_call", "single_threaded", "supports"]
+__all__ = ["INT_MAX", "gemm", "gemm_address", "gemm_call", "single_threaded"]
 
 #: Largest extent or leading dimension the 32-bit BLAS interface takes.
 INT_MAX = 2**31 - 1
@@ -52,11 +52,6 @@ _ROUTINES = {
     np.dtype(np.complex64): "cgemm",
     np.dtype(np.complex128): "zgemm",
 }
-
-
-def supports(dtype) -> bool:
-    """Whether there is a BLAS routine for ``dtype``."""
-    return np.dtype(dtype) in _ROUTINES
 
 
 def _capsule_address(capsule) -> int:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 
 from .._validate import PADDING_MODES
 from ._jit import inlined
 
-__all__ = ["U", "add_row_taps", "interior_columns", "padded_input", "to_3d", "valid_range"]
+__all__ = ["U", "add_row_taps", "interior_columns", "kernel_bias", "padded_input",
+           "rows_per_task", "to_3d", "valid_range"]
 
 # Why the inner loops index flat arrays with np.uint64 offsets: Numba wraps
 # negative signed indices (``a[i]`` with ``i < 0`` means ``a[n + i]``), and
@@ -53,6 +57,26 @@ def add_row_taps(out_flat, dst, x_flat, src, tap, shift, step, size, lo, hi):
 def to_3d(values, fill):
     """Prefix ``values`` with ``fill`` up to 3 entries (1-D and 2-D become 3-D)."""
     return (fill,) * (3 - len(values)) + tuple(values)
+
+
+def kernel_bias(spec) -> np.ndarray:
+    """``spec.bias`` as a fresh C-contiguous array in the compute dtype, or zeros.
+
+    A copy (tiny) because a read-only bias would otherwise be a separate
+    Numba type, compiled again.
+    """
+    if spec.bias is None:
+        return np.zeros(spec.c_out, dtype=spec.dtype)
+    return np.array(spec.bias, dtype=spec.dtype, order="C")
+
+
+def rows_per_task(total: int, bound: int, per_thread: int = 2) -> int:
+    """Rows (or pixels) per parallel task: at most ``bound``, in a number of tasks that the
+    threads share evenly (a multiple of the thread count, at least ``per_thread`` each)."""
+    threads = numba.get_num_threads()
+    tasks = max(math.ceil(total / max(bound, 1)), per_thread * threads)
+    tasks = math.ceil(tasks / threads) * threads
+    return max(1, math.ceil(total / tasks))
 
 
 def padded_input(spec):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import padded_input, to_3d
+from ._common import kernel_bias, padded_input, to_3d
 from .depthwise_cf import depthwise_channels_first
 from .depthwise_cl import PIXEL_BLOCK, depthwise_channels_last
 from .direct_cf import channels_first
@@ -72,9 +72,7 @@ def direct_arguments(spec):
     kernel = to_3d(spec.kernel_size, 1)
     weight = spec.weight.reshape(spec.weight.shape[:2] + kernel)
     c_out, groups = spec.c_out, spec.groups
-    # A fresh copy (tiny): a read-only bias would otherwise be a separate Numba type.
-    bias = (np.zeros(c_out, dtype=spec.dtype) if spec.bias is None
-            else np.array(spec.bias, dtype=spec.dtype, order="C"))
+    bias = kernel_bias(spec)
     out_dims = to_3d(spec.out_spatial, 1)
     # 1-D or 2-D data (a depth of 1 in and out, no kernel depth).
     planar = to_3d(x.shape[2:] if not channels_last else x.shape[1:-1], 1)[0] == 1

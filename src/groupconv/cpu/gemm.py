@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import prange
 
 from . import _blas
 from ._blas import gemm_call
-from ._common import U, padded_input, to_3d
+from ._common import U, kernel_bias, padded_input, rows_per_task, to_3d
 from ._jit import inlined, jit
 
 __all__ = ["WORKSPACE_BYTES", "conv_gemm"]
@@ -300,15 +299,6 @@ def _im2col_kernel(x5, w_mat, target, geometry, gemm_address):
                       target, (n * c_out + g * per_group) * pixels + p0, pixels, False)
 
 
-def _tasks(total: int, bound: int, per_thread: int = 2) -> int:
-    """Rows (or pixels) per task: at most ``bound``, in a number of tasks that the threads share
-    evenly (a multiple of the thread count, at least ``per_thread`` tasks each)."""
-    threads = numba.get_num_threads()
-    tasks = max(math.ceil(total / max(bound, 1)), per_thread * threads)
-    tasks = math.ceil(tasks / threads) * threads
-    return max(1, math.ceil(total / tasks))
-
-
 def _shifted_views(spec, target, x, pads):
     """1-D and 2-D convolution at stride 1 (see the module docstring)."""
     channels_last = spec.layout == "channels_last"
@@ -326,17 +316,16 @@ def _shifted_views(spec, target, x, pads):
     taps = spec.weight.reshape(groups, per_group, c_group, kh * kw)
     order = (3, 0, 2, 1) if channels_last else (3, 0, 1, 2)  # (tap, G, Cg, Og) / (tap, G, Og, Cg)
     w_blas = np.ascontiguousarray(taps.transpose(order))
-    bias = (np.zeros(c_out, dtype=x.dtype) if spec.bias is None
-            else np.ascontiguousarray(spec.bias, dtype=x.dtype))
+    bias = kernel_bias(spec)
     address = _blas.gemm_address(x.dtype)
     if kh == kw == 1 and pt == pb == pl == pr == 0:
         pixels = batch * h_in * w_in if channels_last else h_in * w_in
         # No workspace here: one large product per thread.
-        chunk = _tasks(pixels, pixels, per_thread=1)
+        chunk = rows_per_task(pixels, pixels, per_thread=1)
         _pointwise_kernel(x, w_blas, bias, target4, chunk, channels_last, groups, address)
         return
     w_pad, slot = w_in + pl + pr, h_in + pt + pb
-    rows = _tasks(batch * slot, WORKSPACE_BYTES // (w_pad * (c_in + c_out) * x.itemsize))
+    rows = rows_per_task(batch * slot, WORKSPACE_BYTES // (w_pad * (c_in + c_out) * x.itemsize))
     # Tap (i, j) reads the tile shifted by this many pixels.
     shifts = tuple(i * dh * w_pad + j * dw for i in range(kh) for j in range(kw))
     geometry = (channels_last, groups, pt, pl, w_pad, slot, rows, (kh - 1) * dh + 1)
@@ -377,11 +366,11 @@ def _im2col(spec, target, x, pads):
         target += spec.bias if channels_last else spec.bias.reshape(-1, *(1,) * spec.rank)
 
 
-def _fits_blas(spec, pads) -> bool:
+def _fits_blas(spec) -> bool:
     """Whether every extent and leading dimension the products use fits BLAS's 32-bit ints."""
     padded = math.prod(n + lo + hi for n, (lo, hi) in
                        zip(spec.x.shape[2:] if spec.layout == "channels_first"
-                           else spec.x.shape[1:-1], pads, strict=True))
+                           else spec.x.shape[1:-1], spec.padding, strict=True))
     largest = max(padded, math.prod(spec.out_spatial), spec.c_in, spec.c_out,
                   spec.weight.shape[1] * math.prod(spec.kernel_size))
     # Leading dimensions are channel counts or (tile) planes, and a tile plane
@@ -397,7 +386,7 @@ def conv_gemm(spec, target: np.ndarray) -> None:
     """
     if target.size == 0:
         return
-    if not _fits_blas(spec, spec.padding):
+    if not _fits_blas(spec):
         from .direct import conv_direct
 
         conv_direct(spec, target)

@@ -11,16 +11,13 @@ memory; the workspace is one tile buffer per running task.
 
 from __future__ import annotations
 
-import math
-
-import numba
 import numpy as np
 from numba import prange
 
 from . import _blas
 from ._blas import gemm_call
-from ._common import U, padded_input, to_3d
-from ._jit import jit
+from ._common import U, kernel_bias, padded_input, rows_per_task, to_3d
+from ._jit import inlined, jit
 from .direct import output_5d, unroll_arguments
 from .direct_cf import channels_first_row
 from .direct_cl import PIXEL_BLOCK, channels_last_row
@@ -30,6 +27,13 @@ __all__ = ["TILE_BYTES", "conv_separable"]
 #: Upper bound of one task's depthwise tile: it is read back at once by the
 #: pointwise product, so it should stay in the core's cache.
 TILE_BYTES = 256 * 2**10
+
+
+@inlined
+def _task_rows(task, tiles, tile_rows, rows_total):
+    """Task ``task``'s image, its first output row and how many rows it owns."""
+    first = (task % tiles) * tile_rows
+    return task // tiles, first, min(tile_rows, rows_total - first)
 
 
 @jit(parallel=True)
@@ -54,9 +58,7 @@ def _separable_channels_first(x, w, pw, bias, zero, out, stride, dilation, pad, 
     plane = rows_total * w_out
     tiles = (rows_total + tile_rows - 1) // tile_rows
     for task in prange(n_batch * tiles):
-        n = task // tiles
-        first = (task % tiles) * tile_rows
-        count = min(tile_rows, rows_total - first)
+        n, first, count = _task_rows(task, tiles, tile_rows, rows_total)
         mid = np.empty(c_mid * count * w_out, dtype=out.dtype)
         for m in range(c_mid):
             for r in range(count):
@@ -98,9 +100,7 @@ def _separable_channels_last(x, w_t, zeros, pw_t, bias, out, stride, dilation, p
     rows_total = d_out * h_out
     tiles = (rows_total + tile_rows - 1) // tile_rows
     for task in prange(n_batch * tiles):
-        n = task // tiles
-        first = (task % tiles) * tile_rows
-        count = min(tile_rows, rows_total - first)
+        n, first, count = _task_rows(task, tiles, tile_rows, rows_total)
         mid = np.empty(count * w_out * c_mid, dtype=out.dtype)
         sums = np.empty(PIXEL_BLOCK * c_in, dtype=out.dtype)
         for r in range(count):
@@ -118,13 +118,12 @@ def _separable_channels_last(x, w_t, zeros, pw_t, bias, out, stride, dilation, p
                 out_flat[U(o0) + p * U(c_out) + o] += bias[o]
 
 
-def _tile_rows(depthwise, pointwise) -> int:
-    """Output rows per task: the depthwise tile under :data:`TILE_BYTES`, two tasks per thread."""
-    _, h_out, w_out = to_3d(depthwise.out_spatial, 1)
-    rows = to_3d(depthwise.out_spatial, 1)[0] * h_out
+def _tile_rows(depthwise) -> int:
+    """Output rows per task: the depthwise tile under :data:`TILE_BYTES`, tasks within an image."""
+    d_out, h_out, w_out = to_3d(depthwise.out_spatial, 1)
+    rows = d_out * h_out
     row_bytes = w_out * depthwise.c_out * np.dtype(depthwise.dtype).itemsize
-    per_thread = math.ceil(depthwise.batch * rows / (2 * numba.get_num_threads()))
-    return max(1, min(TILE_BYTES // row_bytes, per_thread, rows))
+    return rows_per_task(depthwise.batch * rows, min(TILE_BYTES // row_bytes, rows))
 
 
 def conv_separable(depthwise, pointwise, target: np.ndarray) -> None:
@@ -143,8 +142,7 @@ def conv_separable(depthwise, pointwise, target: np.ndarray) -> None:
     c_in, c_mid, c_out = depthwise.c_in, depthwise.c_out, pointwise.c_out
     multiplier = c_mid // c_in
     pw = pointwise.weight.reshape(c_out, c_mid)
-    bias = pointwise.bias if pointwise.bias is not None else np.zeros(c_out, pointwise.dtype)
-    bias = np.ascontiguousarray(bias)
+    bias = kernel_bias(pointwise)
     out5 = output_5d(pointwise, target)
     dw = depthwise.weight.reshape((c_mid, 1) + kernel)
     address = _blas.gemm_address(depthwise.dtype)
@@ -154,7 +152,7 @@ def conv_separable(depthwise, pointwise, target: np.ndarray) -> None:
         with _blas.single_threaded():
             _separable_channels_first(x5, np.ascontiguousarray(dw), np.ascontiguousarray(pw),
                                       bias, zero, out5, stride, dilation, pad_lo,
-                                      _tile_rows(depthwise, pointwise), address)
+                                      _tile_rows(depthwise), address)
         return
     x5 = np.ascontiguousarray(x.reshape((x.shape[0],) + to_3d(x.shape[1:-1], 1) + x.shape[-1:]))
     # Depthwise channel c*M + q sits at (q, c) in the row buffer.
@@ -167,4 +165,4 @@ def conv_separable(depthwise, pointwise, target: np.ndarray) -> None:
     zeros = np.zeros((multiplier, c_in), dtype=depthwise.dtype)
     with _blas.single_threaded():
         _separable_channels_last(x5, w_t, zeros, pw_t, bias, out5, stride, dilation, pad_lo,
-                                 *unroll, _tile_rows(depthwise, pointwise), address)
+                                 *unroll, _tile_rows(depthwise), address)

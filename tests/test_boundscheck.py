@@ -18,8 +18,8 @@ import pytest
 from groupconv.cpu._jit import jit
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SUBSET = ["tests/test_conv.py", "tests/test_gemm.py", "tests/test_fuzz.py",
-          "tests/test_boundscheck.py"]
+SUBSET = ["tests/test_conv.py", "tests/test_gemm.py", "tests/test_grouped_cl.py",
+          "tests/test_fuzz.py", "tests/test_boundscheck.py"]
 
 
 @pytest.mark.skipif(numba.config.BOUNDSCHECK, reason="this is the outer, unchecked run")

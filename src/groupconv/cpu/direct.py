@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import kernel_bias, padded_input, to_3d
+from ._common import kernel_bias, padded_input, rows_per_task, to_3d
 from .depthwise_cf import depthwise_channels_first
 from .depthwise_cl import PIXEL_BLOCK, depthwise_channels_last
 from .direct_cf import channels_first
 from .direct_cl import channels_last_by_group, channels_last_by_output
+from .grouped_cl import OUTPUT_BLOCK, grouped_channels_last, lane_count, pack_bias, pack_weight
 
 __all__ = [
     "UNROLLED_SIZES",
+    "WINDOW_BYTES",
     "conv_direct",
     "direct_arguments",
     "output_5d",
@@ -34,6 +36,10 @@ UNROLLED_SIZES = ((3, 3), (7, 7))
 #: build costs compile time (once per machine, then cached), and float64
 #: runs correctly, if slower, through the generic loops.
 _UNROLLED_DTYPES = (np.dtype(np.float32),)
+#: Bound of the window of input rows one task of the grouped channels_last
+#: kernel gathers (the whole workspace is one window per running task; a
+#: window of a single output row's input rows can exceed it on very wide data).
+WINDOW_BYTES = 2**20
 #: Past this many taps per plane, unrolling H as well as W runs out of
 #: registers (measured: 7x7 was slower fully unrolled than unrolled along W).
 _MAX_FULLY_UNROLLED_TAPS = 25
@@ -98,15 +104,42 @@ def direct_arguments(spec):
     w6 = weight.reshape((groups, per_group, c_group) + kernel).transpose(3, 4, 5, 0, 2, 1)
     if groups < per_group:
         return channels_last_by_output, (x5, np.ascontiguousarray(w6), bias), after
+    if planar and per_group % OUTPUT_BLOCK == 0 and out_dims[2] >= PIXEL_BLOCK:
+        # Few channels per group, several outputs each: 4 x 4 register blocks.
+        lanes = lane_count(groups)
+        w2 = weight.reshape(weight.shape[:2] + kernel[1:])
+        # A pass per kernel row (unrolled along W where a build exists): all
+        # the taps in one pass were no faster, and cost registers.
+        unroll_w = depthwise_tiles(kernel, spec.dtype)[1]
+        return grouped_channels_last, (
+            x5, pack_weight(w2, groups, lanes), pack_bias(bias, groups, lanes)), (
+            stride, dilation, pad_lo, (0,), unroll_w, (0,) * lanes, groups,
+            _grouped_tile_rows(spec, lanes, stride, dilation, kernel))
+    w_t = np.ascontiguousarray(w6.transpose(0, 1, 2, 4, 5, 3))
+    bias_t = np.ascontiguousarray(bias.reshape(groups, per_group).T)
     if c_group > 1:
         # Workspace: the input with its channels reordered (c, g), so that the
         # kernel's loop over groups reads consecutive memory.
         x5 = np.ascontiguousarray(
             x5.reshape(x5.shape[:4] + (groups, c_group)).swapaxes(4, 5)
         ).reshape(x5.shape)
-    w_t = np.ascontiguousarray(w6.transpose(0, 1, 2, 4, 5, 3))
-    bias_t = np.ascontiguousarray(bias.reshape(groups, per_group).T)
     return channels_last_by_group, (x5, w_t, bias_t), after
+
+
+def _grouped_tile_rows(spec, lanes, stride, dilation, kernel):
+    """Output rows per task of :func:`.grouped_cl.grouped_channels_last`.
+
+    At most 8 (consecutive rows share their input rows, gathered once), as
+    many as keep the task's window of input rows under :data:`WINDOW_BYTES`
+    (at least one), and enough tasks for every thread.
+    """
+    out_h, out_w = to_3d(spec.out_spatial, 1)[1:]
+    chunks = -(-spec.groups // lanes)
+    span = (out_w - 1) * stride[2] + (kernel[2] - 1) * dilation[2] + 1
+    row_bytes = chunks * lanes * spec.weight.shape[1] * span * spec.dtype.itemsize
+    window_rows = max(WINDOW_BYTES // row_bytes, 1)
+    fit = max((window_rows - (kernel[1] - 1) * dilation[1] - 1) // stride[1] + 1, 1)
+    return rows_per_task(out_h, min(8, fit), per_thread=1 if spec.batch > 1 else 2)
 
 
 def output_5d(spec, target: np.ndarray) -> np.ndarray:

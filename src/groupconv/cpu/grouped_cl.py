@@ -1,0 +1,288 @@
+"""Grouped convolution, channels_last, a few channels per group, 1-D and 2-D: register blocks.
+
+For ResNeXt-style layers (many groups of a few channels) neither a matrix
+product per group (too small) nor the depthwise loop fits. The vectorised
+loop here runs across groups: lane ``g`` computes group ``g``. A block of
+:data:`PIXEL_BLOCK` adjacent output pixels times :data:`OUTPUT_BLOCK`
+outputs of every group keeps its 16 sums in registers while the taps and
+the group's input channels stream past, so each input vector loaded feeds
+four outputs and each weight vector four pixels.
+
+Groups are taken ``L`` at a time (``L`` = 16 or 32, a compile-time
+constant: see :func:`lane_count`). Everything the vectorised loop touches is
+laid out with that constant pitch, so LLVM sees every access of a block as
+a constant offset from three base pointers (no run-time overlap checks
+between the 16 sums), and lanes past the last group hold zeros:
+
+- the weight, packed once per call into ``(C_out // G // 4, ceil(G / L),
+  Cg, kh, kw, 4, L)``;
+- a window per task: the input rows its output rows read, zero-padded and
+  with the channels reordered ``(group chunk, c, row, col, lane)``, gathered
+  once (consecutive output rows share their input rows);
+- the block's sums, ``(4 pixels, 4 outputs, L)``, stored to the output row
+  (``g*(C_out // G) + j``) when the block is done.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from ._common import U
+from ._jit import inlined, jit
+
+__all__ = ["OUTPUT_BLOCK", "PIXEL_BLOCK", "grouped_channels_last", "lane_count",
+           "pack_bias", "pack_weight"]
+
+#: Adjacent output pixels one block computes.
+PIXEL_BLOCK = 4
+#: Outputs per group one block computes: ``C_out // groups`` must be a multiple.
+OUTPUT_BLOCK = 4
+#: The lane counts ``L`` builds exist for (each one is a compilation). Not 8:
+#: LLVM unrolls a loop of 8 lanes instead of vectorising it (measured, Numba 0.68).
+_LANE_COUNTS = (16, 32)
+
+
+def lane_count(groups: int) -> int:
+    """``L``: groups per vectorised chunk, the smallest build that holds them all (else 32)."""
+    return next((lanes for lanes in _LANE_COUNTS if groups <= lanes), _LANE_COUNTS[-1])
+
+
+def pack_weight(weight: np.ndarray, groups: int, lanes: int) -> np.ndarray:
+    """``(C_out, Cg, kh, kw)`` -> ``(O // 4, ceil(G / L), Cg, kh, kw, 4, L)``, zero lanes past G."""
+    c_out, c_group, kh, kw = weight.shape
+    per_group = c_out // groups
+    chunks = math.ceil(groups / lanes)
+    # (G, O, Cg, kh, kw) -> (O//4, 4, Cg, kh, kw, G)
+    w = weight.reshape(groups, per_group // OUTPUT_BLOCK, OUTPUT_BLOCK, c_group, kh, kw)
+    w = w.transpose(1, 3, 4, 5, 2, 0)
+    packed = np.zeros(w.shape[:-1] + (chunks * lanes,), dtype=weight.dtype)
+    packed[..., :groups] = w
+    packed = packed.reshape(w.shape[:-1] + (chunks, lanes))
+    return np.ascontiguousarray(np.moveaxis(packed, -2, 1))
+
+
+def pack_bias(bias: np.ndarray, groups: int, lanes: int) -> np.ndarray:
+    """``(C_out,)`` -> ``(O // 4, ceil(G / L), 4, L)``, zero lanes past G."""
+    per_group = bias.shape[0] // groups
+    chunks = math.ceil(groups / lanes)
+    b = bias.reshape(groups, per_group // OUTPUT_BLOCK, OUTPUT_BLOCK).transpose(1, 2, 0)
+    packed = np.zeros(b.shape[:-1] + (chunks * lanes,), dtype=bias.dtype)
+    packed[..., :groups] = b
+    packed = packed.reshape(b.shape[:-1] + (chunks, lanes))
+    return np.ascontiguousarray(np.moveaxis(packed, -2, 1))
+
+
+@inlined
+def _block(src, s0, row_step, sw, dw, w_flat, w0, w_row, blk, lanes, rows, cols):
+    """``blk`` += the taps of a ``len(rows) x len(cols)`` tile, for 4 pixels x 4 outputs.
+
+    With ``L = len(lanes)``: pixel ``p``, tap ``(kh, kw)`` reads
+    ``src[s0 + kh*row_step + (kw*dw + p*sw)*L + g]``; output ``j`` weighs it
+    by ``w_flat[w0 + kh*w_row + (kw*4 + j)*L + g]`` and sums into
+    ``blk[(p*4 + j)*L + g]``. Called with literal ``sw = dw = 1``, every
+    offset but ``kh*row_step`` is a constant.
+    """
+    step = len(lanes)
+    for g in range(U(step)):
+        a00 = blk[U(0 * step) + g]
+        a01 = blk[U(1 * step) + g]
+        a02 = blk[U(2 * step) + g]
+        a03 = blk[U(3 * step) + g]
+        a10 = blk[U(4 * step) + g]
+        a11 = blk[U(5 * step) + g]
+        a12 = blk[U(6 * step) + g]
+        a13 = blk[U(7 * step) + g]
+        a20 = blk[U(8 * step) + g]
+        a21 = blk[U(9 * step) + g]
+        a22 = blk[U(10 * step) + g]
+        a23 = blk[U(11 * step) + g]
+        a30 = blk[U(12 * step) + g]
+        a31 = blk[U(13 * step) + g]
+        a32 = blk[U(14 * step) + g]
+        a33 = blk[U(15 * step) + g]
+        # One flat loop over the tile's taps: LLVM unrolls it whole (a nest of
+        # kh and kw loops of the same size was left rolled, Numba 0.68).
+        for tap in range(len(rows) * len(cols)):
+            kh = tap // len(cols)
+            kw = tap % len(cols)
+            xr = s0 + U(kh) * row_step + g
+            wk = w0 + U(kh) * w_row + U(kw * OUTPUT_BLOCK * step) + g
+            w_0 = w_flat[wk]
+            w_1 = w_flat[wk + U(step)]
+            w_2 = w_flat[wk + U(2 * step)]
+            w_3 = w_flat[wk + U(3 * step)]
+            x0 = src[xr + U(kw * dw * step)]
+            x1 = src[xr + U((kw * dw + sw) * step)]
+            x2 = src[xr + U((kw * dw + 2 * sw) * step)]
+            x3 = src[xr + U((kw * dw + 3 * sw) * step)]
+            a00 += w_0 * x0
+            a01 += w_1 * x0
+            a02 += w_2 * x0
+            a03 += w_3 * x0
+            a10 += w_0 * x1
+            a11 += w_1 * x1
+            a12 += w_2 * x1
+            a13 += w_3 * x1
+            a20 += w_0 * x2
+            a21 += w_1 * x2
+            a22 += w_2 * x2
+            a23 += w_3 * x2
+            a30 += w_0 * x3
+            a31 += w_1 * x3
+            a32 += w_2 * x3
+            a33 += w_3 * x3
+        blk[U(0 * step) + g] = a00
+        blk[U(1 * step) + g] = a01
+        blk[U(2 * step) + g] = a02
+        blk[U(3 * step) + g] = a03
+        blk[U(4 * step) + g] = a10
+        blk[U(5 * step) + g] = a11
+        blk[U(6 * step) + g] = a12
+        blk[U(7 * step) + g] = a13
+        blk[U(8 * step) + g] = a20
+        blk[U(9 * step) + g] = a21
+        blk[U(10 * step) + g] = a22
+        blk[U(11 * step) + g] = a23
+        blk[U(12 * step) + g] = a30
+        blk[U(13 * step) + g] = a31
+        blk[U(14 * step) + g] = a32
+        blk[U(15 * step) + g] = a33
+
+
+@inlined
+def _gather_rows(x_flat, x_dims, n, top, rows, left, span, groups, c_group, window, lanes):
+    """``window[chunk, c, r, col, lane]`` = input ``(n, top + r, left + col, g*Cg + c)``.
+
+    ``g = chunk*L + lane``; zero outside the input and for ``g >= groups``.
+    """
+    h_in, w_in, c_in = x_dims
+    step = len(lanes)
+    cg = U(c_group)
+    chunks = (groups + step - 1) // step
+    window[:] = 0
+    for chunk in range(chunks):
+        g0 = chunk * step
+        valid = min(step, groups - g0)
+        for c in range(cg):
+            plane = U(chunk * c_group + c) * U(rows * span * step)
+            for r in range(rows):
+                iy = top + r
+                if iy < 0 or iy >= h_in:
+                    continue
+                for col in range(max(-left, 0), min(span, w_in - left)):
+                    pixel = U(((n * h_in + iy) * w_in + left + col) * c_in + g0 * c_group) + c
+                    at = plane + U(r * span + col) * U(step)
+                    for g in range(U(valid)):
+                        window[at + g] = x_flat[pixel + g * cg]
+
+
+@inlined
+def _store_block(out_flat, o, n_out, blk, b, valid, step):
+    """``out_flat[o + g*n_out + j] = blk[b + j*step + g]`` for one pixel's 4 x ``valid`` sums."""
+    for g in range(valid):
+        out_flat[o + g * n_out] = blk[b + g]
+        out_flat[o + g * n_out + U(1)] = blk[b + U(step) + g]
+        out_flat[o + g * n_out + U(2)] = blk[b + U(2 * step) + g]
+        out_flat[o + g * n_out + U(3)] = blk[b + U(3 * step) + g]
+
+
+@inlined
+def _pixels(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat, blk, out_flat,
+            o0, groups, per_group, c_out, lanes, rows, cols):
+    """Output pixels ``o0 .. o0+3`` of a row (``out_flat`` offset ``o0``), every output."""
+    kh_size, kw_size, c_group = w_dims
+    step = len(lanes)
+    chunks = (groups + step - 1) // step
+    w_row = U(kw_size * OUTPUT_BLOCK * step)
+    w_c = U(kh_size) * w_row
+    tiles_w = kw_size // len(cols)
+    tiles = (kh_size // len(rows)) * tiles_w
+    n_out = U(per_group)
+    for j0 in range(0, per_group, OUTPUT_BLOCK):
+        for chunk in range(chunks):
+            b0 = U((j0 // OUTPUT_BLOCK * chunks + chunk) * OUTPUT_BLOCK * step)
+            for pj in range(U(PIXEL_BLOCK * OUTPUT_BLOCK)):
+                for g in range(U(step)):
+                    blk[pj * U(step) + g] = bias_flat[b0 + (pj % U(OUTPUT_BLOCK)) * U(step) + g]
+            for c in range(c_group):
+                w_base = U((j0 // OUTPUT_BLOCK * chunks + chunk) * c_group + c) * w_c
+                x_base = s0 + U(chunk * c_group + c) * plane_step
+                for tile in range(tiles):
+                    kh0 = (tile // tiles_w) * len(rows)
+                    kw0 = (tile % tiles_w) * len(cols)
+                    w0 = w_base + U(kh0) * w_row + U(kw0 * OUTPUT_BLOCK * step)
+                    x0 = x_base + U(kh0) * row_step + U(kw0 * dw * step)
+                    _block(window, x0, row_step, sw, dw, w_flat, w0, w_row, blk, lanes, rows,
+                           cols)
+            g0 = chunk * step
+            valid = U(min(step, groups - g0))
+            for p in range(U(PIXEL_BLOCK)):
+                o = o0 + p * c_out + U(g0) * n_out + U(j0)
+                b = p * U(OUTPUT_BLOCK * step)
+                if per_group == OUTPUT_BLOCK:
+                    # A constant output stride: LLVM interleaves these stores.
+                    _store_block(out_flat, o, U(OUTPUT_BLOCK), blk, b, valid, step)
+                else:
+                    _store_block(out_flat, o, n_out, blk, b, valid, step)
+
+
+@jit(parallel=True)
+def grouped_channels_last(x, w_packed, bias_packed, out, stride, dilation, pad, unroll_h,
+                          unroll_w, lanes, groups, tile_rows):
+    """Grouped convolution of 2-D channels_last data, ``C_out // G`` a multiple of 4.
+
+    ``x`` is ``(N, 1, H, W, C_in)`` (channels in the input's order ``g*Cg + c``),
+    ``w_packed`` and ``bias_packed`` come from :func:`pack_weight` and
+    :func:`pack_bias` with ``L = len(lanes)``, ``out`` is ``(N, 1, H_out,
+    W_out, C_out)`` with ``W_out >= PIXEL_BLOCK``; ``stride``, ``dilation``
+    and ``pad`` are 3-tuples (the first entry unused). The lengths of
+    ``unroll_h``/``unroll_w`` set the tile of taps a pass unrolls, as in
+    :func:`.depthwise_cl.depthwise_channels_last`. A parallel task computes
+    ``tile_rows`` consecutive output rows of one image from one window.
+    """
+    n_batch, _, h_in, w_in, c_in = x.shape
+    _, _, c_group, kh_size, kw_size, _, step = w_packed.shape
+    h_out, w_out, c_out = out.shape[2], out.shape[3], out.shape[4]
+    per_group = c_out // groups
+    sh, sw = stride[1], stride[2]
+    dh, dw = dilation[1], dilation[2]
+    ph, pw = pad[1], pad[2]
+    x_flat, w_flat, out_flat = x.reshape(-1), w_packed.reshape(-1), out.reshape(-1)
+    bias_flat = bias_packed.reshape(-1)
+    chunks = (groups + step - 1) // step
+    span = (w_out - 1) * sw + (kw_size - 1) * dw + 1
+    n_blocks = (w_out + PIXEL_BLOCK - 1) // PIXEL_BLOCK
+    x_dims = (h_in, w_in, c_in)
+    w_dims = (kh_size, kw_size, c_group)
+    row_step = U(span * step)
+    tiles = (h_out + tile_rows - 1) // tile_rows
+    # The input rows one task reads (its output rows share them).
+    window_rows = (tile_rows - 1) * sh + (kh_size - 1) * dh + 1
+    plane_step = U(window_rows) * row_step
+    for task in prange(n_batch * tiles):
+        n = task // tiles
+        first = (task % tiles) * tile_rows
+        count = min(tile_rows, h_out - first)
+        window = np.empty(chunks * c_group * window_rows * span * step, dtype=x.dtype)
+        blk = np.empty(PIXEL_BLOCK * OUTPUT_BLOCK * step, dtype=out.dtype)
+        _gather_rows(x_flat, x_dims, n, first * sh - ph, window_rows, -pw, span, groups,
+                     c_group, window, lanes)
+        for oh in range(first, first + count):
+            for block in range(n_blocks):
+                # The last block overlaps its left neighbour: the shared pixels
+                # are computed twice, to the same values.
+                ow0 = min(block * PIXEL_BLOCK, w_out - PIXEL_BLOCK)
+                s0 = U((oh - first) * sh) * row_step + U(ow0 * sw * step)
+                o0 = U(((n * h_out + oh) * w_out + ow0) * c_out)
+                if sw == 1 and dw == 1:
+                    # Literal unit steps: constant column offsets, shared loads.
+                    _pixels(window, s0, U(dh) * row_step, plane_step, 1, 1, w_flat, w_dims,
+                            bias_flat, blk, out_flat, o0, groups, per_group, U(c_out), lanes,
+                            unroll_h, unroll_w)
+                else:
+                    _pixels(window, s0, U(dh) * row_step, plane_step, sw, dw, w_flat, w_dims,
+                            bias_flat, blk, out_flat, o0, groups, per_group, U(c_out), lanes,
+                            unroll_h, unroll_w)

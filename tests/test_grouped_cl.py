@@ -1,0 +1,128 @@
+"""The channels_last kernel for few channels per group (cpu/grouped_cl.py) against the reference."""
+
+import numpy as np
+import pytest
+from conftest import assert_matches_reference, random_array
+
+import groupconv
+from groupconv import reference
+from groupconv._spec import conv_spec
+from groupconv.cpu import grouped_cl
+from groupconv.cpu.direct import direct_arguments
+
+
+def takes_grouped_kernel(x, w, **kw):
+    kernel, _, _ = direct_arguments(conv_spec(x, w, None, layout="channels_last", **kw))
+    return kernel is grouped_channels_last
+
+
+grouped_channels_last = grouped_cl.grouped_channels_last
+
+
+def check(rng, n, spatial, groups, c_group, per_group, kernel, dtype=np.float64, **kw):
+    x = random_array(rng, (n, *spatial, groups * c_group), dtype)
+    w = random_array(rng, (groups * per_group, c_group, *kernel), dtype)
+    b = random_array(rng, groups * per_group, dtype)
+    assert takes_grouped_kernel(x, w, groups=groups, **kw)
+    got = groupconv.conv(x, w, b, groups=groups, layout="channels_last", **kw)
+    want = reference.conv(x, w, b, groups=groups, layout="channels_last", **kw)
+    assert got.dtype == dtype
+    assert_matches_reference(got, want, scale=c_group * int(np.prod(kernel)) * 4.0)
+
+
+# Groups that fill one chunk of lanes, part of one, and more than one (the
+# last chunk partly zero lanes); outputs per group that make one and two
+# blocks of 4; one and several input channels per group.
+@pytest.mark.parametrize("groups, c_group, per_group", [
+    (4, 1, 4), (8, 2, 4), (12, 3, 8), (16, 4, 4), (20, 1, 8), (33, 2, 4), (40, 4, 4),
+])
+def test_groups_lanes_and_blocks(rng, groups, c_group, per_group):
+    check(rng, 2, (6, 7), groups, c_group, per_group, (3, 3), padding=1)
+
+
+# Output widths of exactly one block and with a last block that overlaps its
+# neighbour; tiles of rows that end inside an image (H_out 9 over 2 tasks).
+@pytest.mark.parametrize("spatial, batch", [((9, 4), 3), ((5, 5), 1), ((3, 9), 2), ((1, 13), 2)])
+def test_widths_and_row_tiles(rng, spatial, batch):
+    check(rng, batch, spatial, 8, 2, 4, (3, 3), padding=1)
+
+
+@pytest.mark.parametrize("kernel, stride, dilation, padding", [
+    ((1, 1), 1, 1, 0),
+    ((2, 3), 1, 1, [(1, 0), (2, 1)]),
+    ((3, 1), (2, 1), 1, "same"),
+    ((3, 3), 2, 1, 1),
+    ((3, 3), (1, 2), 2, 2),
+    ((3, 3), 1, (2, 3), "same"),
+    ((7, 7), 1, 1, 3),
+    ((4, 2), 3, 1, [(3, 3), (0, 2)]),
+])
+def test_kernels_strides_dilations_padding(rng, kernel, stride, dilation, padding):
+    check(rng, 2, (11, 12), 16, 2, 4, kernel, stride=stride, dilation=dilation,
+          padding=padding)
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (7, 7), (5, 5)])
+def test_float32_builds(rng, kernel):
+    # float32 3x3 and 7x7 take the builds with unrolled taps along W.
+    check(rng, 2, (10, 9), 32, 4, 4, kernel, dtype=np.float32, padding="same")
+
+
+def test_one_dimensional_data_and_padding_modes(rng):
+    check(rng, 2, (17,), 8, 2, 4, (3,), padding=2, padding_mode="reflect")
+    check(rng, 2, (8, 9), 8, 1, 8, (3, 3), padding=1, padding_mode="circular")
+
+
+def test_touches_nothing_outside_its_arrays(rng):
+    # Input and output sit inside larger buffers: NaN borders around the input
+    # (a read outside it would spread NaN) and a sentinel around the output.
+    shape = (3, 7, 6, 16)
+    x_store = np.full((5, *shape[1:]), np.nan)
+    x_store[1:4] = rng.standard_normal(shape)
+    x = x_store[1:4]
+    w = rng.standard_normal((32, 2, 3, 3))
+    kw = dict(groups=8, padding=1, layout="channels_last")
+    assert takes_grouped_kernel(x, w, groups=8, padding=1)
+    want = reference.conv(x, w, **kw)
+    out_store = np.full((5, *want.shape[1:]), 12345.0)
+    out = out_store[1:4]
+    groupconv.conv(x, w, out=out, **kw)
+    assert_matches_reference(out, want)
+    assert (out_store[0] == 12345.0).all() and (out_store[4] == 12345.0).all()
+
+
+def test_shapes_it_does_not_take(rng):
+    # Outputs per group not a multiple of 4, outputs narrower than a block,
+    # 3-D data and few large groups go to the other direct kernels.
+    x = rng.standard_normal((1, 6, 6, 8))
+    assert not takes_grouped_kernel(x, rng.standard_normal((16, 1, 3, 3)), groups=8)
+    assert not takes_grouped_kernel(x, rng.standard_normal((32, 2, 3, 3)), groups=4)
+    assert not takes_grouped_kernel(x[:, :, :3], rng.standard_normal((32, 1, 3, 3)), groups=8)
+    x3 = rng.standard_normal((1, 4, 6, 6, 8))
+    assert not takes_grouped_kernel(x3, rng.standard_normal((32, 1, 3, 3, 3)), groups=8)
+
+
+def test_packing_zero_fills_lanes_past_the_groups(rng):
+    w = rng.standard_normal((20 * 8, 3, 2, 2))
+    packed = grouped_cl.pack_weight(w, 20, 16)
+    assert packed.shape == (2, 2, 3, 2, 2, 4, 16)
+    # Output j0*4 + j of group chunk*16 + lane, input channel c, tap (kh, kw).
+    assert packed[1, 1, 2, 0, 1, 3, 2] == w[(16 + 2) * 8 + 4 + 3, 2, 0, 1]
+    assert (packed[:, 1, ..., 4:] == 0).all()
+    bias = rng.standard_normal(20 * 8)
+    packed_bias = grouped_cl.pack_bias(bias, 20, 16)
+    assert packed_bias[1, 0, 2, 5] == bias[5 * 8 + 4 + 2]
+    assert (packed_bias[:, 1, :, 4:] == 0).all()
+    assert [grouped_cl.lane_count(g) for g in (1, 8, 9, 16, 17, 32, 33, 100)] == [
+        16, 16, 16, 16, 32, 32, 32, 32]
+
+
+def test_window_bound_makes_single_row_tasks(rng, monkeypatch):
+    # A window budget below one row's input rows: tasks of one output row each.
+    from groupconv.cpu import direct
+
+    monkeypatch.setattr(direct, "WINDOW_BYTES", 1)
+    spec = conv_spec(rng.standard_normal((2, 9, 8, 16)), rng.standard_normal((32, 2, 3, 3)),
+                     None, groups=8, padding=1, layout="channels_last")
+    assert direct_arguments(spec)[2][-1] == 1
+    check(rng, 2, (9, 8), 8, 2, 4, (3, 3), padding=1, stride=(2, 1))

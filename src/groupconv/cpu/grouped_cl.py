@@ -162,21 +162,36 @@ def _gather_rows(x_flat, x_dims, n, top, rows, left, span, groups, c_group, wind
     step = len(lanes)
     cg = U(c_group)
     chunks = (groups + step - 1) // step
-    window[:] = 0
+    plane = U(rows * span * step)
     for chunk in range(chunks):
         g0 = chunk * step
-        valid = min(step, groups - g0)
-        for c in range(cg):
-            plane = U(chunk * c_group + c) * U(rows * span * step)
-            for r in range(rows):
-                iy = top + r
-                if iy < 0 or iy >= h_in:
+        valid = U(min(step, groups - g0))
+        first = U(chunk) * cg * plane
+        for r in range(rows):
+            iy = top + r
+            for col in range(span):
+                ix = left + col
+                at = first + U(r * span + col) * U(step)
+                if iy < 0 or iy >= h_in or ix < 0 or ix >= w_in:
+                    for c in range(cg):
+                        for g in range(U(step)):
+                            window[at + c * plane + g] = 0
                     continue
-                for col in range(max(-left, 0), min(span, w_in - left)):
-                    pixel = U(((n * h_in + iy) * w_in + left + col) * c_in + g0 * c_group) + c
-                    at = plane + U(r * span + col) * U(step)
-                    for g in range(U(valid)):
-                        window[at + g] = x_flat[pixel + g * cg]
+                pixel = U(((n * h_in + iy) * w_in + ix) * c_in + g0 * c_group)
+                if c_group == 4:
+                    # A constant stride: LLVM loads 4 interleaved channels as vectors.
+                    for g in range(valid):
+                        window[at + g] = x_flat[pixel + g * U(4)]
+                        window[at + plane + g] = x_flat[pixel + g * U(4) + U(1)]
+                        window[at + U(2) * plane + g] = x_flat[pixel + g * U(4) + U(2)]
+                        window[at + U(3) * plane + g] = x_flat[pixel + g * U(4) + U(3)]
+                else:
+                    for c in range(cg):
+                        for g in range(valid):
+                            window[at + c * plane + g] = x_flat[pixel + g * cg + c]
+                for c in range(cg):
+                    for g in range(valid, U(step)):
+                        window[at + c * plane + g] = 0
 
 
 @inlined

@@ -222,26 +222,31 @@ def _pixels(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat,
             for pj in range(U(PIXEL_BLOCK * OUTPUT_BLOCK)):
                 for g in range(U(step)):
                     blk[pj * U(step) + g] = bias_flat[b0 + (pj % U(OUTPUT_BLOCK)) * U(step) + g]
-            for c in range(c_group):
-                w_base = U((j0 // OUTPUT_BLOCK * chunks + chunk) * c_group + c) * w_c
-                x_base = s0 + U(chunk * c_group + c) * plane_step
+            w_chunk = U((j0 // OUTPUT_BLOCK * chunks + chunk) * c_group) * w_c
+            x_chunk = s0 + U(chunk * c_group) * plane_step
+            # Input channels two at a time: a pass of one kernel row for two
+            # channels is twice the work per call (and per load and store of
+            # the sums) and still small enough for LLVM to unroll whole.
+            for c in range(0, c_group, 2):
+                w_base = w_chunk + U(c) * w_c
+                x_base = x_chunk + U(c) * plane_step
                 for tile in range(tiles):
                     kh0 = (tile // tiles_w) * len(rows)
                     kw0 = (tile % tiles_w) * len(cols)
                     w0 = w_base + U(kh0) * w_row + U(kw0 * OUTPUT_BLOCK * step)
                     x0 = x_base + U(kh0) * row_step + U(kw0 * dw * step)
-                    _block(window, x0, row_step, sw, dw, w_flat, w0, w_row, blk, lanes, rows,
-                           cols)
+                    if c + 1 < c_group:
+                        _block(window, x0, plane_step, sw, dw, w_flat, w0, w_c, blk, lanes,
+                               (0, 0), cols)
+                    else:
+                        _block(window, x0, plane_step, sw, dw, w_flat, w0, w_c, blk, lanes,
+                               (0,), cols)
             g0 = chunk * step
             valid = U(min(step, groups - g0))
             for p in range(U(PIXEL_BLOCK)):
                 o = o0 + p * c_out + U(g0) * n_out + U(j0)
                 b = p * U(OUTPUT_BLOCK * step)
-                if per_group == OUTPUT_BLOCK:
-                    # A constant output stride: LLVM interleaves these stores.
-                    _store_block(out_flat, o, U(OUTPUT_BLOCK), blk, b, valid, step)
-                else:
-                    _store_block(out_flat, o, n_out, blk, b, valid, step)
+                _store_block(out_flat, o, n_out, blk, b, valid, step)
 
 
 @jit(parallel=True)

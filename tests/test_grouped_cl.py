@@ -1,4 +1,8 @@
-"""The channels_last kernel for few channels per group (cpu/grouped_cl.py) against the reference."""
+"""The channels_last window kernels (cpu/grouped_cl.py) against the reference.
+
+``grouped_channels_last`` (a few channels per group, 4 x 4 blocks) and
+``depthwise_window_channels_last`` (depthwise 7x7, blocks of 8 pixels).
+"""
 
 import numpy as np
 import pytest
@@ -11,12 +15,12 @@ from groupconv.cpu import grouped_cl
 from groupconv.cpu.direct import direct_arguments
 
 
+def kernel_for(x, w, **kw):
+    return direct_arguments(conv_spec(x, w, None, layout="channels_last", **kw))[0]
+
+
 def takes_grouped_kernel(x, w, **kw):
-    kernel, _, _ = direct_arguments(conv_spec(x, w, None, layout="channels_last", **kw))
-    return kernel is grouped_channels_last
-
-
-grouped_channels_last = grouped_cl.grouped_channels_last
+    return kernel_for(x, w, **kw) is grouped_cl.grouped_channels_last
 
 
 def check(rng, n, spatial, groups, c_group, per_group, kernel, dtype=np.float64, **kw):
@@ -126,3 +130,41 @@ def test_window_bound_makes_single_row_tasks(rng, monkeypatch):
                      None, groups=8, padding=1, layout="channels_last")
     assert direct_arguments(spec)[2][-1] == 1
     check(rng, 2, (9, 8), 8, 2, 4, (3, 3), padding=1, stride=(2, 1))
+
+
+# The depthwise window kernel: float32 7x7 (the unrolled build), unit steps
+# along W. Channels that fill part of one chunk of 16 lanes, one chunk of 32,
+# and several chunks with a partial last one; widths of one block of 8 and a
+# last block overlapping its neighbour; strides and dilations along H.
+@pytest.mark.parametrize("channels, spatial, stride, dilation, padding", [
+    (12, (9, 8), 1, 1, 3),
+    (32, (10, 13), 1, 1, "same"),
+    (40, (12, 11), (2, 1), 1, [(3, 1), (2, 4)]),
+    (72, (16, 15), 1, (2, 1), 6),
+    (33, (7, 20), (3, 1), (1, 1), 0),
+])
+def test_depthwise_window_kernel(rng, channels, spatial, stride, dilation, padding):
+    x = random_array(rng, (2, *spatial, channels), np.float32)
+    w = random_array(rng, (channels, 1, 7, 7), np.float32)
+    b = random_array(rng, channels, np.float32)
+    kw = dict(groups=channels, stride=stride, dilation=dilation, padding=padding)
+    assert kernel_for(x, w, **kw) is grouped_cl.depthwise_window_channels_last
+    got = groupconv.conv(x, w, b, layout="channels_last", **kw)
+    assert_matches_reference(got, reference.conv(x, w, b, layout="channels_last", **kw),
+                             scale=49 * 4.0)
+
+
+def test_depthwise_window_kernel_is_only_for_unit_steps_along_w(rng):
+    x = rng.standard_normal((1, 16, 20, 8)).astype(np.float32)
+    w = rng.standard_normal((8, 1, 7, 7)).astype(np.float32)
+    assert kernel_for(x, w, groups=8, padding=3) is grouped_cl.depthwise_window_channels_last
+    for kw in (dict(stride=(1, 2)), dict(dilation=(1, 2))):
+        kernel = kernel_for(x, w, groups=8, padding=3, **kw)
+        assert kernel is not grouped_cl.depthwise_window_channels_last, kw
+    # Outputs narrower than a block of 8 pixels.
+    assert kernel_for(x[:, :, :13], w, groups=8) is not grouped_cl.depthwise_window_channels_last
+    # float64 and 3x3 keep the register-blocked depthwise kernel.
+    assert kernel_for(x.astype(np.float64), w.astype(np.float64), groups=8,
+                      padding=3) is not grouped_cl.depthwise_window_channels_last
+    assert kernel_for(x, w[..., :3, :3], groups=8,
+                      padding=1) is not grouped_cl.depthwise_window_channels_last

@@ -17,7 +17,15 @@ from .depthwise_cf import depthwise_channels_first
 from .depthwise_cl import PIXEL_BLOCK, depthwise_channels_last
 from .direct_cf import channels_first
 from .direct_cl import channels_last_by_group, channels_last_by_output
-from .grouped_cl import OUTPUT_BLOCK, grouped_channels_last, lane_count, pack_bias, pack_weight
+from .grouped_cl import (
+    DEPTHWISE_PIXELS,
+    OUTPUT_BLOCK,
+    depthwise_window_channels_last,
+    grouped_channels_last,
+    lane_count,
+    pack_bias,
+    pack_weight,
+)
 
 __all__ = [
     "UNROLLED_SIZES",
@@ -98,6 +106,15 @@ def direct_arguments(spec):
         # Depthwise with multiplier 1 on 1-D or 2-D data: (C, 1, 1, kh, kw) -> (1, kh, kw, C).
         w_t = np.ascontiguousarray(weight[:, 0].transpose(1, 2, 3, 0))
         tiles = depthwise_tiles(kernel, spec.dtype)
+        if (len(tiles[0]) == 1 and len(tiles[1]) > 1 and out_dims[2] >= DEPTHWISE_PIXELS
+                and stride[2] == 1 and dilation[2] == 1):
+            # Large unrolled kernels (7x7): blocks of 8 pixels from a gathered window.
+            lanes = lane_count(groups)
+            w2 = weight.reshape(weight.shape[:2] + kernel[1:])
+            return depthwise_window_channels_last, (
+                x5, pack_weight(w2, groups, lanes, 1), pack_bias(bias, groups, lanes, 1)), (
+                stride, dilation, pad_lo, tiles[1], (0,) * lanes,
+                _grouped_tile_rows(spec, lanes, stride, dilation, kernel))
         return depthwise_channels_last, (x5, w_t, bias), (stride, dilation, pad_lo,
                                                                   *tiles)
     # (O, Cg, kd, kh, kw) -> (kd, kh, kw, G, Cg, Og): a copy the size of the weight.

@@ -1,4 +1,4 @@
-"""Grouped convolution, channels_last, a few channels per group, 1-D and 2-D: register blocks.
+"""Channels_last convolution from gathered windows, 1-D and 2-D: grouped and depthwise 7x7.
 
 For ResNeXt-style layers (many groups of a few channels) neither a matrix
 product per group (too small) nor the depthwise loop fits. The vectorised
@@ -21,6 +21,10 @@ between the 16 sums), and lanes past the last group hold zeros:
   once (consecutive output rows share their input rows);
 - the block's sums, ``(4 pixels, 4 outputs, L)``, stored to the output row
   (``g*(C_out // G) + j``) when the block is done.
+
+:func:`depthwise_window_channels_last` is the depthwise case (one input and
+one output per group) with blocks of :data:`DEPTHWISE_PIXELS` pixels that
+share each weight vector; the driver uses it for 7x7 kernels.
 """
 
 from __future__ import annotations
@@ -33,13 +37,15 @@ from numba import prange
 from ._common import U
 from ._jit import inlined, jit
 
-__all__ = ["OUTPUT_BLOCK", "PIXEL_BLOCK", "grouped_channels_last", "lane_count",
-           "pack_bias", "pack_weight"]
+__all__ = ["DEPTHWISE_PIXELS", "OUTPUT_BLOCK", "PIXEL_BLOCK", "depthwise_window_channels_last",
+           "grouped_channels_last", "lane_count", "pack_bias", "pack_weight"]
 
 #: Adjacent output pixels one block computes.
 PIXEL_BLOCK = 4
 #: Outputs per group one block computes: ``C_out // groups`` must be a multiple.
 OUTPUT_BLOCK = 4
+#: Adjacent output pixels one block of the depthwise kernel computes.
+DEPTHWISE_PIXELS = 8
 #: The lane counts ``L`` builds exist for (each one is a compilation). Not 8:
 #: LLVM unrolls a loop of 8 lanes instead of vectorising it (measured, Numba 0.68).
 _LANE_COUNTS = (16, 32)
@@ -50,13 +56,17 @@ def lane_count(groups: int) -> int:
     return next((lanes for lanes in _LANE_COUNTS if groups <= lanes), _LANE_COUNTS[-1])
 
 
-def pack_weight(weight: np.ndarray, groups: int, lanes: int) -> np.ndarray:
-    """``(C_out, Cg, kh, kw)`` -> ``(O // 4, ceil(G / L), Cg, kh, kw, 4, L)``, zero lanes past G."""
+def pack_weight(weight: np.ndarray, groups: int, lanes: int,
+                block: int = OUTPUT_BLOCK) -> np.ndarray:
+    """``(C_out, Cg, kh, kw)`` -> ``(O // B, ceil(G / L), Cg, kh, kw, B, L)``, zero lanes past G.
+
+    ``B`` (``block``) is the outputs per group one block computes: 4, or 1 for depthwise.
+    """
     c_out, c_group, kh, kw = weight.shape
     per_group = c_out // groups
     chunks = math.ceil(groups / lanes)
-    # (G, O, Cg, kh, kw) -> (O//4, 4, Cg, kh, kw, G)
-    w = weight.reshape(groups, per_group // OUTPUT_BLOCK, OUTPUT_BLOCK, c_group, kh, kw)
+    # (G, O, Cg, kh, kw) -> (O//B, B, Cg, kh, kw, G)
+    w = weight.reshape(groups, per_group // block, block, c_group, kh, kw)
     w = w.transpose(1, 3, 4, 5, 2, 0)
     packed = np.zeros(w.shape[:-1] + (chunks * lanes,), dtype=weight.dtype)
     packed[..., :groups] = w
@@ -64,11 +74,12 @@ def pack_weight(weight: np.ndarray, groups: int, lanes: int) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(packed, -2, 1))
 
 
-def pack_bias(bias: np.ndarray, groups: int, lanes: int) -> np.ndarray:
-    """``(C_out,)`` -> ``(O // 4, ceil(G / L), 4, L)``, zero lanes past G."""
+def pack_bias(bias: np.ndarray, groups: int, lanes: int,
+              block: int = OUTPUT_BLOCK) -> np.ndarray:
+    """``(C_out,)`` -> ``(O // B, ceil(G / L), B, L)``, zero lanes past G (see pack_weight)."""
     per_group = bias.shape[0] // groups
     chunks = math.ceil(groups / lanes)
-    b = bias.reshape(groups, per_group // OUTPUT_BLOCK, OUTPUT_BLOCK).transpose(1, 2, 0)
+    b = bias.reshape(groups, per_group // block, block).transpose(1, 2, 0)
     packed = np.zeros(b.shape[:-1] + (chunks * lanes,), dtype=bias.dtype)
     packed[..., :groups] = b
     packed = packed.reshape(b.shape[:-1] + (chunks, lanes))
@@ -153,6 +164,71 @@ def _block(src, s0, row_step, sw, dw, w_flat, w0, w_row, blk, lanes, rows, cols)
 
 
 @inlined
+def _block_depthwise(src, s0, sw, dw, w_flat, w0, blk, lanes, cols):
+    """``blk`` += one kernel row's ``len(cols)`` taps for :data:`DEPTHWISE_PIXELS` pixels.
+
+    The depthwise case (one input and one output per group): pixel ``p``,
+    tap ``kw`` reads ``src[s0 + (kw*dw + p*sw)*L + g]`` and weighs it by
+    ``w_flat[w0 + kw*L + g]`` into ``blk[p*L + g]``; 8 sums share each weight.
+    """
+    step = len(lanes)
+    for g in range(U(step)):
+        a0 = blk[U(0 * step) + g]
+        a1 = blk[U(1 * step) + g]
+        a2 = blk[U(2 * step) + g]
+        a3 = blk[U(3 * step) + g]
+        a4 = blk[U(4 * step) + g]
+        a5 = blk[U(5 * step) + g]
+        a6 = blk[U(6 * step) + g]
+        a7 = blk[U(7 * step) + g]
+        xr = s0 + g
+        for kw in range(len(cols)):
+            wv = w_flat[w0 + U(kw * step) + g]
+            a0 += wv * src[xr + U(kw * dw * step)]
+            a1 += wv * src[xr + U((kw * dw + sw) * step)]
+            a2 += wv * src[xr + U((kw * dw + 2 * sw) * step)]
+            a3 += wv * src[xr + U((kw * dw + 3 * sw) * step)]
+            a4 += wv * src[xr + U((kw * dw + 4 * sw) * step)]
+            a5 += wv * src[xr + U((kw * dw + 5 * sw) * step)]
+            a6 += wv * src[xr + U((kw * dw + 6 * sw) * step)]
+            a7 += wv * src[xr + U((kw * dw + 7 * sw) * step)]
+        blk[U(0 * step) + g] = a0
+        blk[U(1 * step) + g] = a1
+        blk[U(2 * step) + g] = a2
+        blk[U(3 * step) + g] = a3
+        blk[U(4 * step) + g] = a4
+        blk[U(5 * step) + g] = a5
+        blk[U(6 * step) + g] = a6
+        blk[U(7 * step) + g] = a7
+
+
+@inlined
+def _pixels_depthwise(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat, blk,
+                      out_flat, o0, groups, c_out, lanes, cols):
+    """Depthwise output pixels ``o0 .. o0+7`` of a row, every channel; a pass per kernel row."""
+    kh_size, kw_size, _ = w_dims
+    step = len(lanes)
+    chunks = (groups + step - 1) // step
+    w_row = U(kw_size * step)
+    for chunk in range(chunks):
+        for p in range(U(DEPTHWISE_PIXELS)):
+            for g in range(U(step)):
+                blk[p * U(step) + g] = bias_flat[U(chunk * step) + g]
+        x_chunk = s0 + U(chunk) * plane_step
+        w_chunk = U(chunk * kh_size) * w_row
+        for kh in range(kh_size):
+            for kw0 in range(0, kw_size, len(cols)):
+                _block_depthwise(window, x_chunk + U(kh) * row_step + U(kw0 * dw * step), sw,
+                                 dw, w_flat, w_chunk + U(kh) * w_row + U(kw0 * step), blk,
+                                 lanes, cols)
+        g0 = chunk * step
+        for p in range(U(DEPTHWISE_PIXELS)):
+            o = o0 + p * c_out + U(g0)
+            for g in range(U(min(step, groups - g0))):
+                out_flat[o + g] = blk[p * U(step) + g]
+
+
+@inlined
 def _gather_rows(x_flat, x_dims, n, top, rows, left, span, groups, c_group, window, lanes):
     """``window[chunk, c, r, col, lane]`` = input ``(n, top + r, left + col, g*Cg + c)``.
 
@@ -178,7 +254,10 @@ def _gather_rows(x_flat, x_dims, n, top, rows, left, span, groups, c_group, wind
                             window[at + c * plane + g] = 0
                     continue
                 pixel = U(((n * h_in + iy) * w_in + ix) * c_in + g0 * c_group)
-                if c_group == 4:
+                if c_group == 1:
+                    for g in range(valid):
+                        window[at + g] = x_flat[pixel + g]
+                elif c_group == 4:
                     # A constant stride: LLVM loads 4 interleaved channels as vectors.
                     for g in range(valid):
                         window[at + g] = x_flat[pixel + g * U(4)]
@@ -249,6 +328,34 @@ def _pixels(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat,
                 _store_block(out_flat, o, n_out, blk, b, valid, step)
 
 
+@inlined
+def _geometry(x, w_packed, out, stride, dilation, tile_rows):
+    """Sizes shared by the window kernels: see :func:`grouped_channels_last`."""
+    kh_size, kw_size, step = w_packed.shape[3], w_packed.shape[4], w_packed.shape[6]
+    h_out, w_out = out.shape[2], out.shape[3]
+    span = (w_out - 1) * stride[2] + (kw_size - 1) * dilation[2] + 1
+    row_step = U(span * step)
+    tiles = (h_out + tile_rows - 1) // tile_rows
+    # The input rows one task reads (its output rows share them).
+    window_rows = (tile_rows - 1) * stride[1] + (kh_size - 1) * dilation[1] + 1
+    return span, row_step, tiles, window_rows, U(window_rows) * row_step
+
+
+@inlined
+def _task_window(x_flat, x_shape, task, tiles, tile_rows, h_out, stride, pad, window_rows, span,
+                 groups, c_group, lanes):
+    """Task ``task``'s image, first output row, row count, and its gathered window."""
+    _, _, h_in, w_in, c_in = x_shape
+    n = task // tiles
+    first = (task % tiles) * tile_rows
+    count = min(tile_rows, h_out - first)
+    chunks = (groups + len(lanes) - 1) // len(lanes)
+    window = np.empty(chunks * c_group * window_rows * span * len(lanes), dtype=x_flat.dtype)
+    _gather_rows(x_flat, (h_in, w_in, c_in), n, first * stride[1] - pad[1], window_rows, -pad[2],
+                 span, groups, c_group, window, lanes)
+    return n, first, count, window
+
+
 @jit(parallel=True)
 def grouped_channels_last(x, w_packed, bias_packed, out, stride, dilation, pad, unroll_h,
                           unroll_w, lanes, groups, tile_rows):
@@ -263,39 +370,27 @@ def grouped_channels_last(x, w_packed, bias_packed, out, stride, dilation, pad, 
     :func:`.depthwise_cl.depthwise_channels_last`. A parallel task computes
     ``tile_rows`` consecutive output rows of one image from one window.
     """
-    n_batch, _, h_in, w_in, c_in = x.shape
-    _, _, c_group, kh_size, kw_size, _, step = w_packed.shape
+    c_group, kh_size, kw_size = w_packed.shape[2], w_packed.shape[3], w_packed.shape[4]
     h_out, w_out, c_out = out.shape[2], out.shape[3], out.shape[4]
     per_group = c_out // groups
-    sh, sw = stride[1], stride[2]
-    dh, dw = dilation[1], dilation[2]
-    ph, pw = pad[1], pad[2]
+    sh, sw, dh, dw = stride[1], stride[2], dilation[1], dilation[2]
     x_flat, w_flat, out_flat = x.reshape(-1), w_packed.reshape(-1), out.reshape(-1)
     bias_flat = bias_packed.reshape(-1)
-    chunks = (groups + step - 1) // step
-    span = (w_out - 1) * sw + (kw_size - 1) * dw + 1
+    span, row_step, tiles, window_rows, plane_step = _geometry(x, w_packed, out, stride,
+                                                               dilation, tile_rows)
     n_blocks = (w_out + PIXEL_BLOCK - 1) // PIXEL_BLOCK
-    x_dims = (h_in, w_in, c_in)
     w_dims = (kh_size, kw_size, c_group)
-    row_step = U(span * step)
-    tiles = (h_out + tile_rows - 1) // tile_rows
-    # The input rows one task reads (its output rows share them).
-    window_rows = (tile_rows - 1) * sh + (kh_size - 1) * dh + 1
-    plane_step = U(window_rows) * row_step
-    for task in prange(n_batch * tiles):
-        n = task // tiles
-        first = (task % tiles) * tile_rows
-        count = min(tile_rows, h_out - first)
-        window = np.empty(chunks * c_group * window_rows * span * step, dtype=x.dtype)
-        blk = np.empty(PIXEL_BLOCK * OUTPUT_BLOCK * step, dtype=out.dtype)
-        _gather_rows(x_flat, x_dims, n, first * sh - ph, window_rows, -pw, span, groups,
-                     c_group, window, lanes)
+    for task in prange(x.shape[0] * tiles):
+        n, first, count, window = _task_window(x_flat, x.shape, task, tiles, tile_rows, h_out,
+                                               stride, pad, window_rows, span, groups, c_group,
+                                               lanes)
+        blk = np.empty(PIXEL_BLOCK * OUTPUT_BLOCK * len(lanes), dtype=out.dtype)
         for oh in range(first, first + count):
             for block in range(n_blocks):
                 # The last block overlaps its left neighbour: the shared pixels
                 # are computed twice, to the same values.
                 ow0 = min(block * PIXEL_BLOCK, w_out - PIXEL_BLOCK)
-                s0 = U((oh - first) * sh) * row_step + U(ow0 * sw * step)
+                s0 = U((oh - first) * sh) * row_step + U(ow0 * sw * len(lanes))
                 o0 = U(((n * h_out + oh) * w_out + ow0) * c_out)
                 if sw == 1 and dw == 1:
                     # Literal unit steps: constant column offsets, shared loads.
@@ -306,3 +401,40 @@ def grouped_channels_last(x, w_packed, bias_packed, out, stride, dilation, pad, 
                     _pixels(window, s0, U(dh) * row_step, plane_step, sw, dw, w_flat, w_dims,
                             bias_flat, blk, out_flat, o0, groups, per_group, U(c_out), lanes,
                             unroll_h, unroll_w)
+
+
+@jit(parallel=True)
+def depthwise_window_channels_last(x, w_packed, bias_packed, out, stride, dilation, pad,
+                                   unroll_w, lanes, tile_rows):
+    """Depthwise convolution (multiplier 1) of 2-D channels_last data from gathered windows.
+
+    As :func:`grouped_channels_last` with one input and one output per group
+    (``w_packed`` and ``bias_packed`` packed with ``block=1``) and blocks of
+    :data:`DEPTHWISE_PIXELS` pixels (``W_out`` at least that), for stride
+    and dilation 1 along W (any along H); a pass per kernel row, its taps
+    unrolled when ``unroll_w`` has their number. (Measured on a 7x7 kernel
+    at stride 2 this was slower than :mod:`.depthwise_cl`, so it has no
+    strided build.)
+    """
+    kh_size, kw_size = w_packed.shape[3], w_packed.shape[4]
+    h_out, w_out, c_out = out.shape[2], out.shape[3], out.shape[4]
+    sh, dh = stride[1], dilation[1]
+    x_flat, w_flat, out_flat = x.reshape(-1), w_packed.reshape(-1), out.reshape(-1)
+    bias_flat = bias_packed.reshape(-1)
+    span, row_step, tiles, window_rows, plane_step = _geometry(x, w_packed, out, stride,
+                                                               dilation, tile_rows)
+    n_blocks = (w_out + DEPTHWISE_PIXELS - 1) // DEPTHWISE_PIXELS
+    w_dims = (kh_size, kw_size, 1)
+    for task in prange(x.shape[0] * tiles):
+        n, first, count, window = _task_window(x_flat, x.shape, task, tiles, tile_rows, h_out,
+                                               stride, pad, window_rows, span, c_out, 1, lanes)
+        blk = np.empty(DEPTHWISE_PIXELS * len(lanes), dtype=out.dtype)
+        for oh in range(first, first + count):
+            for block in range(n_blocks):
+                ow0 = min(block * DEPTHWISE_PIXELS, w_out - DEPTHWISE_PIXELS)
+                s0 = U((oh - first) * sh) * row_step + U(ow0 * len(lanes))
+                o0 = U(((n * h_out + oh) * w_out + ow0) * c_out)
+                # Unit steps along W (a literal 1): constant column offsets, shared loads.
+                _pixels_depthwise(window, s0, U(dh) * row_step, plane_step, 1, 1, w_flat,
+                                  w_dims, bias_flat, blk, out_flat, o0, c_out, U(c_out),
+                                  lanes, unroll_w)

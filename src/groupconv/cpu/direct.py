@@ -22,6 +22,7 @@ from .grouped_cl import (
     OUTPUT_BLOCK,
     depthwise_window_channels_last,
     grouped_channels_last,
+    grouped_channels_last_unit,
     lane_count,
     pack_bias,
     pack_weight,
@@ -128,7 +129,8 @@ def direct_arguments(spec):
         # A pass per kernel row (unrolled along W where a build exists): all
         # the taps in one pass were no faster, and cost registers.
         unroll_w = depthwise_tiles(kernel, spec.dtype)[1]
-        return grouped_channels_last, (
+        unit = stride[2] == 1 and dilation[2] == 1
+        return grouped_channels_last_unit if unit else grouped_channels_last, (
             x5, pack_weight(w2, groups, lanes), pack_bias(bias, groups, lanes)), (
             stride, dilation, pad_lo, (0,), unroll_w, (0,) * lanes, groups,
             _grouped_tile_rows(spec, lanes, stride, dilation, kernel))

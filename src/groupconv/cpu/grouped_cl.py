@@ -38,7 +38,8 @@ from ._common import U
 from ._jit import inlined, jit
 
 __all__ = ["DEPTHWISE_PIXELS", "OUTPUT_BLOCK", "PIXEL_BLOCK", "depthwise_window_channels_last",
-           "grouped_channels_last", "lane_count", "pack_bias", "pack_weight"]
+           "grouped_channels_last", "grouped_channels_last_unit", "lane_count", "pack_bias",
+           "pack_weight"]
 
 #: Adjacent output pixels one block computes.
 PIXEL_BLOCK = 4
@@ -356,6 +357,34 @@ def _task_window(x_flat, x_shape, task, tiles, tile_rows, h_out, stride, pad, wi
     return n, first, count, window
 
 
+@inlined
+def _grouped_task(task, x, w_packed, bias_packed, out, stride, dilation, pad, unroll_h, unroll_w,
+                  lanes, groups, tile_rows, sw, dw):
+    """One task of :func:`grouped_channels_last`, with ``sw``/``dw`` the steps along W."""
+    c_group, kh_size, kw_size = w_packed.shape[2], w_packed.shape[3], w_packed.shape[4]
+    h_out, w_out, c_out = out.shape[2], out.shape[3], out.shape[4]
+    per_group = c_out // groups
+    sh, dh = stride[1], dilation[1]
+    x_flat, w_flat, out_flat = x.reshape(-1), w_packed.reshape(-1), out.reshape(-1)
+    bias_flat = bias_packed.reshape(-1)
+    span, row_step, tiles, window_rows, plane_step = _geometry(x, w_packed, out, stride,
+                                                               dilation, tile_rows)
+    n, first, count, window = _task_window(x_flat, x.shape, task, tiles, tile_rows, h_out,
+                                           stride, pad, window_rows, span, groups, c_group,
+                                           lanes)
+    blk = np.empty(PIXEL_BLOCK * OUTPUT_BLOCK * len(lanes), dtype=out.dtype)
+    for oh in range(first, first + count):
+        for block in range((w_out + PIXEL_BLOCK - 1) // PIXEL_BLOCK):
+            # The last block overlaps its left neighbour: the shared pixels
+            # are computed twice, to the same values.
+            ow0 = min(block * PIXEL_BLOCK, w_out - PIXEL_BLOCK)
+            s0 = U((oh - first) * sh) * row_step + U(ow0 * sw * len(lanes))
+            o0 = U(((n * h_out + oh) * w_out + ow0) * c_out)
+            _pixels(window, s0, U(dh) * row_step, plane_step, sw, dw, w_flat,
+                    (kh_size, kw_size, c_group), bias_flat, blk, out_flat, o0, groups,
+                    per_group, U(c_out), lanes, unroll_h, unroll_w)
+
+
 @jit(parallel=True)
 def grouped_channels_last(x, w_packed, bias_packed, out, stride, dilation, pad, unroll_h,
                           unroll_w, lanes, groups, tile_rows):
@@ -369,38 +398,28 @@ def grouped_channels_last(x, w_packed, bias_packed, out, stride, dilation, pad, 
     ``unroll_h``/``unroll_w`` set the tile of taps a pass unrolls, as in
     :func:`.depthwise_cl.depthwise_channels_last`. A parallel task computes
     ``tile_rows`` consecutive output rows of one image from one window.
+    Any stride and dilation along W; :func:`grouped_channels_last_unit` is
+    the faster build for unit steps along W.
     """
-    c_group, kh_size, kw_size = w_packed.shape[2], w_packed.shape[3], w_packed.shape[4]
-    h_out, w_out, c_out = out.shape[2], out.shape[3], out.shape[4]
-    per_group = c_out // groups
-    sh, sw, dh, dw = stride[1], stride[2], dilation[1], dilation[2]
-    x_flat, w_flat, out_flat = x.reshape(-1), w_packed.reshape(-1), out.reshape(-1)
-    bias_flat = bias_packed.reshape(-1)
-    span, row_step, tiles, window_rows, plane_step = _geometry(x, w_packed, out, stride,
-                                                               dilation, tile_rows)
-    n_blocks = (w_out + PIXEL_BLOCK - 1) // PIXEL_BLOCK
-    w_dims = (kh_size, kw_size, c_group)
+    tiles = (out.shape[2] + tile_rows - 1) // tile_rows
     for task in prange(x.shape[0] * tiles):
-        n, first, count, window = _task_window(x_flat, x.shape, task, tiles, tile_rows, h_out,
-                                               stride, pad, window_rows, span, groups, c_group,
-                                               lanes)
-        blk = np.empty(PIXEL_BLOCK * OUTPUT_BLOCK * len(lanes), dtype=out.dtype)
-        for oh in range(first, first + count):
-            for block in range(n_blocks):
-                # The last block overlaps its left neighbour: the shared pixels
-                # are computed twice, to the same values.
-                ow0 = min(block * PIXEL_BLOCK, w_out - PIXEL_BLOCK)
-                s0 = U((oh - first) * sh) * row_step + U(ow0 * sw * len(lanes))
-                o0 = U(((n * h_out + oh) * w_out + ow0) * c_out)
-                if sw == 1 and dw == 1:
-                    # Literal unit steps: constant column offsets, shared loads.
-                    _pixels(window, s0, U(dh) * row_step, plane_step, 1, 1, w_flat, w_dims,
-                            bias_flat, blk, out_flat, o0, groups, per_group, U(c_out), lanes,
-                            unroll_h, unroll_w)
-                else:
-                    _pixels(window, s0, U(dh) * row_step, plane_step, sw, dw, w_flat, w_dims,
-                            bias_flat, blk, out_flat, o0, groups, per_group, U(c_out), lanes,
-                            unroll_h, unroll_w)
+        _grouped_task(task, x, w_packed, bias_packed, out, stride, dilation, pad, unroll_h,
+                      unroll_w, lanes, groups, tile_rows, stride[2], dilation[2])
+
+
+@jit(parallel=True)
+def grouped_channels_last_unit(x, w_packed, bias_packed, out, stride, dilation, pad, unroll_h,
+                               unroll_w, lanes, groups, tile_rows):
+    """:func:`grouped_channels_last` for stride and dilation 1 along W.
+
+    The literal unit steps make every column offset a constant, so LLVM
+    loads each input vector once for all the (tap, pixel) pairs that share
+    it. A separate kernel (not a branch) so each build compiles one path.
+    """
+    tiles = (out.shape[2] + tile_rows - 1) // tile_rows
+    for task in prange(x.shape[0] * tiles):
+        _grouped_task(task, x, w_packed, bias_packed, out, stride, dilation, pad, unroll_h,
+                      unroll_w, lanes, groups, tile_rows, 1, 1)
 
 
 @jit(parallel=True)

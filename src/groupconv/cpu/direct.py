@@ -103,19 +103,18 @@ def direct_arguments(spec):
     after = (stride, dilation, pad_lo, *unroll_arguments(kernel, spec.dtype))
     x5 = np.ascontiguousarray(x.reshape((x.shape[0],) + to_3d(x.shape[1:-1], 1) + x.shape[-1:]))
     c_group, per_group = weight.shape[1], c_out // groups
+    unit_w = stride[2] == 1 and dilation[2] == 1
     if c_group == 1 and per_group == 1 and planar and out_dims[2] >= PIXEL_BLOCK:
-        # Depthwise with multiplier 1 on 1-D or 2-D data: (C, 1, 1, kh, kw) -> (1, kh, kw, C).
-        w_t = np.ascontiguousarray(weight[:, 0].transpose(1, 2, 3, 0))
         tiles = depthwise_tiles(kernel, spec.dtype)
         if (len(tiles[0]) == 1 and len(tiles[1]) > 1 and out_dims[2] >= DEPTHWISE_PIXELS
-                and stride[2] == 1 and dilation[2] == 1):
-            # Large unrolled kernels (7x7): blocks of 8 pixels from a gathered window.
-            lanes = lane_count(groups)
-            w2 = weight.reshape(weight.shape[:2] + kernel[1:])
-            return depthwise_window_channels_last, (
-                x5, pack_weight(w2, groups, lanes, 1), pack_bias(bias, groups, lanes, 1)), (
-                stride, dilation, pad_lo, tiles[1], (0,) * lanes,
-                _grouped_tile_rows(spec, lanes, stride, dilation, kernel))
+                and unit_w):
+            # The builds that unroll one kernel row per pass (7x7): blocks of 8
+            # pixels from a gathered window.
+            packed, lanes, rows = _window_inputs(spec, weight, bias, 1, stride, dilation)
+            return depthwise_window_channels_last, (x5, *packed), (
+                stride, dilation, pad_lo, tiles[1], (0,) * lanes, rows)
+        # Depthwise with multiplier 1 on 1-D or 2-D data: (C, 1, 1, kh, kw) -> (1, kh, kw, C).
+        w_t = np.ascontiguousarray(weight[:, 0].transpose(1, 2, 3, 0))
         return depthwise_channels_last, (x5, w_t, bias), (stride, dilation, pad_lo,
                                                                   *tiles)
     # (O, Cg, kd, kh, kw) -> (kd, kh, kw, G, Cg, Og): a copy the size of the weight.
@@ -124,16 +123,12 @@ def direct_arguments(spec):
         return channels_last_by_output, (x5, np.ascontiguousarray(w6), bias), after
     if planar and per_group % OUTPUT_BLOCK == 0 and out_dims[2] >= PIXEL_BLOCK:
         # Few channels per group, several outputs each: 4 x 4 register blocks.
-        lanes = lane_count(groups)
-        w2 = weight.reshape(weight.shape[:2] + kernel[1:])
+        packed, lanes, rows = _window_inputs(spec, weight, bias, OUTPUT_BLOCK, stride, dilation)
         # A pass per kernel row (unrolled along W where a build exists): all
         # the taps in one pass were no faster, and cost registers.
         unroll_w = depthwise_tiles(kernel, spec.dtype)[1]
-        unit = stride[2] == 1 and dilation[2] == 1
-        return grouped_channels_last_unit if unit else grouped_channels_last, (
-            x5, pack_weight(w2, groups, lanes), pack_bias(bias, groups, lanes)), (
-            stride, dilation, pad_lo, (0,), unroll_w, (0,) * lanes, groups,
-            _grouped_tile_rows(spec, lanes, stride, dilation, kernel))
+        return grouped_channels_last_unit if unit_w else grouped_channels_last, (
+            x5, *packed), (stride, dilation, pad_lo, unroll_w, (0,) * lanes, groups, rows)
     w_t = np.ascontiguousarray(w6.transpose(0, 1, 2, 4, 5, 3))
     bias_t = np.ascontiguousarray(bias.reshape(groups, per_group).T)
     if c_group > 1:
@@ -145,20 +140,25 @@ def direct_arguments(spec):
     return channels_last_by_group, (x5, w_t, bias_t), after
 
 
-def _grouped_tile_rows(spec, lanes, stride, dilation, kernel):
-    """Output rows per task of :func:`.grouped_cl.grouped_channels_last`.
+def _window_inputs(spec, weight, bias, block, stride, dilation):
+    """Packed weight and bias, lane count and rows per task for the :mod:`.grouped_cl` kernels.
 
-    At most 8 (consecutive rows share their input rows, gathered once), as
-    many as keep the task's window of input rows under :data:`WINDOW_BYTES`
-    (at least one), and enough tasks for every thread.
+    ``block`` is the outputs per group one block computes. A task's rows: at
+    most 8 (consecutive rows share their input rows, gathered once), as many
+    as keep its window of input rows under :data:`WINDOW_BYTES` (at least
+    one), and enough tasks for every thread.
     """
+    groups, kernel = spec.groups, to_3d(spec.kernel_size, 1)
+    lanes = lane_count(groups)
+    w4 = weight.reshape(weight.shape[:2] + kernel[1:])
+    packed = (pack_weight(w4, groups, lanes, block), pack_bias(bias, groups, lanes, block))
     out_h, out_w = to_3d(spec.out_spatial, 1)[1:]
-    chunks = -(-spec.groups // lanes)
     span = (out_w - 1) * stride[2] + (kernel[2] - 1) * dilation[2] + 1
-    row_bytes = chunks * lanes * spec.weight.shape[1] * span * spec.dtype.itemsize
+    row_bytes = -(-groups // lanes) * lanes * weight.shape[1] * span * spec.dtype.itemsize
     window_rows = max(WINDOW_BYTES // row_bytes, 1)
     fit = max((window_rows - (kernel[1] - 1) * dilation[1] - 1) // stride[1] + 1, 1)
-    return rows_per_task(out_h, min(8, fit), per_thread=1 if spec.batch > 1 else 2)
+    rows = rows_per_task(out_h, min(8, fit), per_thread=1 if spec.batch > 1 else 2)
+    return packed, lanes, rows
 
 
 def output_5d(spec, target: np.ndarray) -> np.ndarray:

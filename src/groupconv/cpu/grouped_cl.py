@@ -78,13 +78,8 @@ def pack_weight(weight: np.ndarray, groups: int, lanes: int,
 def pack_bias(bias: np.ndarray, groups: int, lanes: int,
               block: int = OUTPUT_BLOCK) -> np.ndarray:
     """``(C_out,)`` -> ``(O // B, ceil(G / L), B, L)``, zero lanes past G (see pack_weight)."""
-    per_group = bias.shape[0] // groups
-    chunks = math.ceil(groups / lanes)
-    b = bias.reshape(groups, per_group // block, block).transpose(1, 2, 0)
-    packed = np.zeros(b.shape[:-1] + (chunks * lanes,), dtype=bias.dtype)
-    packed[..., :groups] = b
-    packed = packed.reshape(b.shape[:-1] + (chunks, lanes))
-    return np.ascontiguousarray(np.moveaxis(packed, -2, 1))
+    packed = pack_weight(bias.reshape(-1, 1, 1, 1), groups, lanes, block)
+    return packed.reshape(packed.shape[:2] + packed.shape[-2:])
 
 
 @inlined
@@ -165,12 +160,13 @@ def _block(src, s0, row_step, sw, dw, w_flat, w0, w_row, blk, lanes, rows, cols)
 
 
 @inlined
-def _block_depthwise(src, s0, sw, dw, w_flat, w0, blk, lanes, cols):
+def _block_depthwise(src, s0, w_flat, w0, blk, lanes, cols):
     """``blk`` += one kernel row's ``len(cols)`` taps for :data:`DEPTHWISE_PIXELS` pixels.
 
-    The depthwise case (one input and one output per group): pixel ``p``,
-    tap ``kw`` reads ``src[s0 + (kw*dw + p*sw)*L + g]`` and weighs it by
-    ``w_flat[w0 + kw*L + g]`` into ``blk[p*L + g]``; 8 sums share each weight.
+    The depthwise case (one input and one output per group, unit steps
+    along W): pixel ``p``, tap ``kw`` reads ``src[s0 + (kw + p)*L + g]``
+    (constant offsets) and weighs it by ``w_flat[w0 + kw*L + g]`` into
+    ``blk[p*L + g]``; 8 sums share each weight.
     """
     step = len(lanes)
     for g in range(U(step)):
@@ -185,14 +181,14 @@ def _block_depthwise(src, s0, sw, dw, w_flat, w0, blk, lanes, cols):
         xr = s0 + g
         for kw in range(len(cols)):
             wv = w_flat[w0 + U(kw * step) + g]
-            a0 += wv * src[xr + U(kw * dw * step)]
-            a1 += wv * src[xr + U((kw * dw + sw) * step)]
-            a2 += wv * src[xr + U((kw * dw + 2 * sw) * step)]
-            a3 += wv * src[xr + U((kw * dw + 3 * sw) * step)]
-            a4 += wv * src[xr + U((kw * dw + 4 * sw) * step)]
-            a5 += wv * src[xr + U((kw * dw + 5 * sw) * step)]
-            a6 += wv * src[xr + U((kw * dw + 6 * sw) * step)]
-            a7 += wv * src[xr + U((kw * dw + 7 * sw) * step)]
+            a0 += wv * src[xr + U(kw * step)]
+            a1 += wv * src[xr + U((kw + 1) * step)]
+            a2 += wv * src[xr + U((kw + 2) * step)]
+            a3 += wv * src[xr + U((kw + 3) * step)]
+            a4 += wv * src[xr + U((kw + 4) * step)]
+            a5 += wv * src[xr + U((kw + 5) * step)]
+            a6 += wv * src[xr + U((kw + 6) * step)]
+            a7 += wv * src[xr + U((kw + 7) * step)]
         blk[U(0 * step) + g] = a0
         blk[U(1 * step) + g] = a1
         blk[U(2 * step) + g] = a2
@@ -204,8 +200,8 @@ def _block_depthwise(src, s0, sw, dw, w_flat, w0, blk, lanes, cols):
 
 
 @inlined
-def _pixels_depthwise(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat, blk,
-                      out_flat, o0, groups, c_out, lanes, cols):
+def _pixels_depthwise(window, s0, row_step, plane_step, w_flat, w_dims, bias_flat, blk, out_flat,
+                      o0, groups, c_out, lanes, cols):
     """Depthwise output pixels ``o0 .. o0+7`` of a row, every channel; a pass per kernel row."""
     kh_size, kw_size, _ = w_dims
     step = len(lanes)
@@ -219,9 +215,8 @@ def _pixels_depthwise(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, 
         w_chunk = U(chunk * kh_size) * w_row
         for kh in range(kh_size):
             for kw0 in range(0, kw_size, len(cols)):
-                _block_depthwise(window, x_chunk + U(kh) * row_step + U(kw0 * dw * step), sw,
-                                 dw, w_flat, w_chunk + U(kh) * w_row + U(kw0 * step), blk,
-                                 lanes, cols)
+                _block_depthwise(window, x_chunk + U(kh) * row_step + U(kw0 * step), w_flat,
+                                 w_chunk + U(kh) * w_row + U(kw0 * step), blk, lanes, cols)
         g0 = chunk * step
         for p in range(U(DEPTHWISE_PIXELS)):
             o = o0 + p * c_out + U(g0)
@@ -286,15 +281,18 @@ def _store_block(out_flat, o, n_out, blk, b, valid, step):
 
 @inlined
 def _pixels(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat, blk, out_flat,
-            o0, groups, per_group, c_out, lanes, rows, cols):
-    """Output pixels ``o0 .. o0+3`` of a row (``out_flat`` offset ``o0``), every output."""
+            o0, groups, per_group, c_out, lanes, cols):
+    """Output pixels ``o0 .. o0+3`` of a row (``out_flat`` offset ``o0``), every output.
+
+    A pass per kernel row, its taps in tiles of ``len(cols)``.
+    """
     kh_size, kw_size, c_group = w_dims
     step = len(lanes)
     chunks = (groups + step - 1) // step
     w_row = U(kw_size * OUTPUT_BLOCK * step)
     w_c = U(kh_size) * w_row
     tiles_w = kw_size // len(cols)
-    tiles = (kh_size // len(rows)) * tiles_w
+    tiles = kh_size * tiles_w
     n_out = U(per_group)
     for j0 in range(0, per_group, OUTPUT_BLOCK):
         for chunk in range(chunks):
@@ -311,7 +309,7 @@ def _pixels(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat,
                 w_base = w_chunk + U(c) * w_c
                 x_base = x_chunk + U(c) * plane_step
                 for tile in range(tiles):
-                    kh0 = (tile // tiles_w) * len(rows)
+                    kh0 = tile // tiles_w
                     kw0 = (tile % tiles_w) * len(cols)
                     w0 = w_base + U(kh0) * w_row + U(kw0 * OUTPUT_BLOCK * step)
                     x0 = x_base + U(kh0) * row_step + U(kw0 * dw * step)
@@ -358,8 +356,8 @@ def _task_window(x_flat, x_shape, task, tiles, tile_rows, h_out, stride, pad, wi
 
 
 @inlined
-def _grouped_task(task, x, w_packed, bias_packed, out, stride, dilation, pad, unroll_h, unroll_w,
-                  lanes, groups, tile_rows, sw, dw):
+def _grouped_task(task, x, w_packed, bias_packed, out, stride, dilation, pad, unroll_w, lanes,
+                  groups, tile_rows, sw, dw):
     """One task of :func:`grouped_channels_last`, with ``sw``/``dw`` the steps along W."""
     c_group, kh_size, kw_size = w_packed.shape[2], w_packed.shape[3], w_packed.shape[4]
     h_out, w_out, c_out = out.shape[2], out.shape[3], out.shape[4]
@@ -382,34 +380,34 @@ def _grouped_task(task, x, w_packed, bias_packed, out, stride, dilation, pad, un
             o0 = U(((n * h_out + oh) * w_out + ow0) * c_out)
             _pixels(window, s0, U(dh) * row_step, plane_step, sw, dw, w_flat,
                     (kh_size, kw_size, c_group), bias_flat, blk, out_flat, o0, groups,
-                    per_group, U(c_out), lanes, unroll_h, unroll_w)
+                    per_group, U(c_out), lanes, unroll_w)
 
 
 @jit(parallel=True)
-def grouped_channels_last(x, w_packed, bias_packed, out, stride, dilation, pad, unroll_h,
-                          unroll_w, lanes, groups, tile_rows):
+def grouped_channels_last(x, w_packed, bias_packed, out, stride, dilation, pad, unroll_w, lanes,
+                          groups, tile_rows):
     """Grouped convolution of 2-D channels_last data, ``C_out // G`` a multiple of 4.
 
     ``x`` is ``(N, 1, H, W, C_in)`` (channels in the input's order ``g*Cg + c``),
     ``w_packed`` and ``bias_packed`` come from :func:`pack_weight` and
     :func:`pack_bias` with ``L = len(lanes)``, ``out`` is ``(N, 1, H_out,
     W_out, C_out)`` with ``W_out >= PIXEL_BLOCK``; ``stride``, ``dilation``
-    and ``pad`` are 3-tuples (the first entry unused). The lengths of
-    ``unroll_h``/``unroll_w`` set the tile of taps a pass unrolls, as in
-    :func:`.depthwise_cl.depthwise_channels_last`. A parallel task computes
+    and ``pad`` are 3-tuples (the first entry unused). A pass covers one
+    kernel row, its taps unrolled ``len(unroll_w)`` at a time (the kernel
+    width for the float32 3x3 and 7x7 builds, else 1). A parallel task computes
     ``tile_rows`` consecutive output rows of one image from one window.
     Any stride and dilation along W; :func:`grouped_channels_last_unit` is
     the faster build for unit steps along W.
     """
     tiles = (out.shape[2] + tile_rows - 1) // tile_rows
     for task in prange(x.shape[0] * tiles):
-        _grouped_task(task, x, w_packed, bias_packed, out, stride, dilation, pad, unroll_h,
-                      unroll_w, lanes, groups, tile_rows, stride[2], dilation[2])
+        _grouped_task(task, x, w_packed, bias_packed, out, stride, dilation, pad, unroll_w,
+                      lanes, groups, tile_rows, stride[2], dilation[2])
 
 
 @jit(parallel=True)
-def grouped_channels_last_unit(x, w_packed, bias_packed, out, stride, dilation, pad, unroll_h,
-                               unroll_w, lanes, groups, tile_rows):
+def grouped_channels_last_unit(x, w_packed, bias_packed, out, stride, dilation, pad, unroll_w,
+                               lanes, groups, tile_rows):
     """:func:`grouped_channels_last` for stride and dilation 1 along W.
 
     The literal unit steps make every column offset a constant, so LLVM
@@ -418,8 +416,8 @@ def grouped_channels_last_unit(x, w_packed, bias_packed, out, stride, dilation, 
     """
     tiles = (out.shape[2] + tile_rows - 1) // tile_rows
     for task in prange(x.shape[0] * tiles):
-        _grouped_task(task, x, w_packed, bias_packed, out, stride, dilation, pad, unroll_h,
-                      unroll_w, lanes, groups, tile_rows, 1, 1)
+        _grouped_task(task, x, w_packed, bias_packed, out, stride, dilation, pad, unroll_w,
+                      lanes, groups, tile_rows, 1, 1)
 
 
 @jit(parallel=True)
@@ -453,7 +451,6 @@ def depthwise_window_channels_last(x, w_packed, bias_packed, out, stride, dilati
                 ow0 = min(block * DEPTHWISE_PIXELS, w_out - DEPTHWISE_PIXELS)
                 s0 = U((oh - first) * sh) * row_step + U(ow0 * len(lanes))
                 o0 = U(((n * h_out + oh) * w_out + ow0) * c_out)
-                # Unit steps along W (a literal 1): constant column offsets, shared loads.
-                _pixels_depthwise(window, s0, U(dh) * row_step, plane_step, 1, 1, w_flat,
-                                  w_dims, bias_flat, blk, out_flat, o0, c_out, U(c_out),
-                                  lanes, unroll_w)
+                _pixels_depthwise(window, s0, U(dh) * row_step, plane_step, w_flat, w_dims,
+                                  bias_flat, blk, out_flat, o0, c_out, U(c_out), lanes,
+                                  unroll_w)

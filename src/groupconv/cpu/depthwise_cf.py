@@ -16,6 +16,7 @@ from numba import prange
 
 from ._common import U, interior_columns
 from ._jit import inlined, jit
+from ._vector_width import wide_vectors
 from .direct_cf import channels_first_row
 
 __all__ = ["depthwise_channels_first"]
@@ -87,6 +88,7 @@ def depthwise_channels_first(x, w, bias, out, stride, dilation, pad, unroll_h, u
     n_tiles = (kh_size // len(unroll_h)) * tiles_w
     in_dims, kernel = (h_in, w_in), (kh_size, kw_size)
     for plane in prange(n_batch * c_out):
+        wide_vectors()
         o = plane % c_out
         n = plane // c_out
         plane_in = U((n * c_in + o // multiplier) * h_in * w_in)

@@ -17,6 +17,7 @@ from numba import prange
 from ._common import U, interior_columns
 from ._jit import inlined, jit
 from ._prefetch import prefetch
+from ._vector_width import wide_vectors
 
 __all__ = ["PIXEL_BLOCK", "depthwise_channels_last"]
 
@@ -129,6 +130,7 @@ def depthwise_channels_last(x, w_t, bias, out, stride, dilation, pad, unroll_h, 
     # boolean form stopped LLVM from vectorising the blocks, Numba 0.68.)
     oh_lo, oh_hi = interior_columns(kh_size, sh, dh, ph, h_in, h_out)
     for row in prange(n_batch * h_out):
+        wide_vectors()
         n = row // h_out
         oh = row % h_out
         window = np.empty(kh_size * span * channels, dtype=x.dtype)

@@ -10,6 +10,7 @@ from numba import prange
 
 from ._common import U, add_row_taps
 from ._jit import inlined, jit
+from ._vector_width import wide_vectors
 
 __all__ = ["channels_first", "channels_first_row"]
 
@@ -62,6 +63,7 @@ def channels_first(x, w, bias, out, stride, dilation, pad):
     in_dims = (c_in, d_in, h_in, w_in)
     w_dims = (c_group, kd_size, kh_size, kw_size)
     for plane in prange(n_batch * c_out * d_out):
+        wide_vectors()
         od = plane % d_out
         o = (plane // d_out) % c_out
         n = plane // (d_out * c_out)

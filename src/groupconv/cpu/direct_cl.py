@@ -12,6 +12,7 @@ from numba import prange
 
 from ._common import U, interior_columns, valid_range
 from ._jit import inlined, jit
+from ._vector_width import wide_vectors
 
 __all__ = ["PIXEL_BLOCK", "channels_last_by_group", "channels_last_by_output",
            "channels_last_row"]
@@ -219,6 +220,7 @@ def channels_last_by_group(x, w_t, bias_t, out, stride, dilation, pad, unroll_h,
     in_dims = (d_in, h_in, w_in, c_in)
     n_groups, n_out = U(groups), U(per_group)
     for row in prange(n_batch * d_out * h_out):
+        wide_vectors()
         oh = row % h_out
         od = (row // h_out) % d_out
         n = row // (h_out * d_out)
@@ -257,6 +259,7 @@ def channels_last_by_output(x, w_t, bias, out, stride, dilation, pad, unroll_h=(
     x_flat, w_flat, out_flat = x.reshape(-1), w_t.reshape(-1), out.reshape(-1)
     n_out, cg = U(per_group), U(c_group)
     for row in prange(n_batch * d_out * h_out):
+        wide_vectors()
         oh = row % h_out
         od = (row // h_out) % d_out
         n = row // (h_out * d_out)

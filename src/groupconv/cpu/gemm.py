@@ -33,6 +33,7 @@ from . import _blas
 from ._blas import gemm_call
 from ._common import U, kernel_bias, padded_input, rows_per_task, to_3d
 from ._jit import inlined, jit
+from ._vector_width import wide_vectors
 
 __all__ = ["WORKSPACE_BYTES", "conv_gemm"]
 
@@ -179,6 +180,7 @@ def _shifted_views_kernel(x, w_blas, bias, target, shifts, geometry, gemm_addres
     total = n_batch * slot
     dims = (groups, c_in // groups, c_out // groups, c_in, c_out, rows_in * w_pad, rows * w_pad)
     for tile_index in prange((total + rows - 1) // rows):
+        wide_vectors()
         u0 = tile_index * rows
         count = min(rows, total - u0)
         tile = np.empty(rows_in * w_pad * c_in, dtype=x.dtype)
@@ -243,6 +245,7 @@ def _pointwise_kernel(x, w_blas, bias, target, chunk, channels_last, groups, gem
     jobs = per_image if channels_last else n_batch * per_image
     dims = (groups, c_in // groups, c_out // groups, c_in, c_out, plane, plane)
     for job in prange(jobs):
+        wide_vectors()
         p0 = (job % per_image) * chunk
         count = min(chunk, pixels - p0)
         if channels_last:
@@ -278,6 +281,7 @@ def _im2col_kernel(x5, w_mat, target, geometry, gemm_address):
     w_flat = w_mat.reshape(-1)
     n_batch = x5.shape[0]
     for job in prange(n_batch * groups * tiles):
+        wide_vectors()
         n = job // (groups * tiles)
         g = (job // tiles) % groups
         p0 = (job % tiles) * tile_pixels

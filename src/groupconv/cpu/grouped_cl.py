@@ -36,6 +36,7 @@ from numba import prange
 
 from ._common import U
 from ._jit import inlined, jit
+from ._vector_width import wide_vectors
 
 __all__ = ["DEPTHWISE_PIXELS", "OUTPUT_BLOCK", "PIXEL_BLOCK", "depthwise_window_channels_last",
            "grouped_channels_last", "grouped_channels_last_unit", "lane_count", "pack_bias",
@@ -359,6 +360,7 @@ def _task_window(x_flat, x_shape, task, tiles, tile_rows, h_out, stride, pad, wi
 def _grouped_task(task, x, w_packed, bias_packed, out, stride, dilation, pad, unroll_w, lanes,
                   groups, tile_rows, sw, dw):
     """One task of :func:`grouped_channels_last`, with ``sw``/``dw`` the steps along W."""
+    wide_vectors()
     c_group, kh_size, kw_size = w_packed.shape[2], w_packed.shape[3], w_packed.shape[4]
     h_out, w_out, c_out = out.shape[2], out.shape[3], out.shape[4]
     per_group = c_out // groups
@@ -443,6 +445,7 @@ def depthwise_window_channels_last(x, w_packed, bias_packed, out, stride, dilati
     n_blocks = (w_out + DEPTHWISE_PIXELS - 1) // DEPTHWISE_PIXELS
     w_dims = (kh_size, kw_size, 1)
     for task in prange(x.shape[0] * tiles):
+        wide_vectors()
         n, first, count, window = _task_window(x_flat, x.shape, task, tiles, tile_rows, h_out,
                                                stride, pad, window_rows, span, c_out, 1, lanes)
         blk = np.empty(DEPTHWISE_PIXELS * len(lanes), dtype=out.dtype)

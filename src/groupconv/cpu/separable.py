@@ -18,6 +18,7 @@ from . import _blas
 from ._blas import gemm_call
 from ._common import U, kernel_bias, padded_input, rows_per_task, to_3d
 from ._jit import inlined, jit
+from ._vector_width import wide_vectors
 from .direct import output_5d, unroll_arguments
 from .direct_cf import channels_first_row
 from .direct_cl import PIXEL_BLOCK, channels_last_row
@@ -58,6 +59,7 @@ def _separable_channels_first(x, w, pw, bias, zero, out, stride, dilation, pad, 
     plane = rows_total * w_out
     tiles = (rows_total + tile_rows - 1) // tile_rows
     for task in prange(n_batch * tiles):
+        wide_vectors()
         n, first, count = _task_rows(task, tiles, tile_rows, rows_total)
         mid = np.empty(c_mid * count * w_out, dtype=out.dtype)
         for m in range(c_mid):
@@ -100,6 +102,7 @@ def _separable_channels_last(x, w_t, zeros, pw_t, bias, out, stride, dilation, p
     rows_total = d_out * h_out
     tiles = (rows_total + tile_rows - 1) // tile_rows
     for task in prange(n_batch * tiles):
+        wide_vectors()
         n, first, count = _task_rows(task, tiles, tile_rows, rows_total)
         mid = np.empty(count * w_out * c_mid, dtype=out.dtype)
         sums = np.empty(PIXEL_BLOCK * c_in, dtype=out.dtype)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._common import U, interior_columns
+from ._common import U, gather_window, interior_columns
 from ._jit import inlined, jit
 from ._prefetch import prefetch
 from ._vector_width import wide_vectors
@@ -81,25 +81,6 @@ def _taps(src, s0, row_step, sw, dw, w_flat, kh_size, kw_size, channels, bias, d
                channels, rows, cols)
 
 
-@inlined
-def _gather_window(x_flat, x_dims, n, top, left, dh, span, window):
-    """``window`` = the ``kh x span`` pixels from ``(top, left)``, rows ``dh`` apart; 0 outside."""
-    h_in, w_in, channels, kh_size = x_dims
-    c = U(channels)
-    for r in range(kh_size):
-        iy = top + r * dh
-        for col in range(span):
-            ix = left + col
-            at = U(r * span + col) * c
-            if iy < 0 or iy >= h_in or ix < 0 or ix >= w_in:
-                for g in range(c):
-                    window[at + g] = 0
-            else:
-                pixel = U(((n * h_in + iy) * w_in + ix) * channels)
-                for g in range(c):
-                    window[at + g] = x_flat[pixel + g]
-
-
 @jit(parallel=True)
 def depthwise_channels_last(x, w_t, bias, out, stride, dilation, pad, unroll_h, unroll_w):
     """Depthwise convolution with multiplier 1 of 2-D channels_last data.
@@ -152,7 +133,7 @@ def depthwise_channels_last(x, w_t, bias, out, stride, dilation, pad, unroll_h, 
                     _taps(x_flat, s0, U(dh * w_in) * c, sw, dw, w_flat, kh_size, kw_size, c, bias,
                           out_flat, d0, unroll_h, unroll_w)
             else:
-                _gather_window(x_flat, x_dims, n, top, left, dh, span, window)
+                gather_window(x_flat, x_dims, n, top, left, dh, span, window)
                 _taps(window, U(0), U(span) * c, sw, dw, w_flat, kh_size, kw_size, c, bias,
                       out_flat, d0, unroll_h, unroll_w)
             lo = max(left, 0)

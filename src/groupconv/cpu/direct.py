@@ -13,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import kernel_bias, padded_input, rows_per_task, to_3d
+from .dense_cl import OUTPUT_CHUNK, channel_tile, dense_channels_last
+from .dense_cl import PIXEL_BLOCK as DENSE_PIXELS
+from .dense_cl import pack_weight as pack_dense_weight
 from .depthwise_cf import depthwise_channels_first
 from .depthwise_cl import PIXEL_BLOCK, depthwise_channels_last
 from .direct_cf import channels_first
@@ -32,6 +35,7 @@ __all__ = [
     "UNROLLED_SIZES",
     "WINDOW_BYTES",
     "conv_direct",
+    "dense_kernel_applies",
     "direct_arguments",
     "output_5d",
     "unroll_arguments",
@@ -72,6 +76,22 @@ def depthwise_tiles(kernel, dtype):
     if kh * kw > _MAX_FULLY_UNROLLED_TAPS:
         return (0,), (0,) * kw
     return (0,) * kh, (0,) * kw
+
+
+def dense_kernel_applies(spec) -> bool:
+    """Whether ``spec`` runs on the register micro-kernel :func:`.dense_channels_last`.
+
+    2-D or 1-D channels_last float32 data, a multiple of 64 outputs per
+    group, unit stride and dilation along W, an output at least 6 pixels
+    wide. ``algorithm="auto"`` then prefers it to the GEMM path (measured
+    faster on dense and 2-group 3x3 layers).
+    """
+    stride, dilation = to_3d(spec.stride, 1), to_3d(spec.dilation, 1)
+    return (spec.layout == "channels_last" and spec.rank <= 2
+            and spec.dtype == np.dtype(np.float32)
+            and (spec.c_out // spec.groups) % OUTPUT_CHUNK == 0
+            and stride[2] == 1 and dilation[2] == 1
+            and spec.out_spatial[-1] >= DENSE_PIXELS)
 
 
 def direct_arguments(spec):
@@ -117,6 +137,12 @@ def direct_arguments(spec):
         w_t = np.ascontiguousarray(weight[:, 0].transpose(1, 2, 3, 0))
         return depthwise_channels_last, (x5, w_t, bias), (stride, dilation, pad_lo,
                                                                   *tiles)
+    if dense_kernel_applies(spec):
+        w4 = weight.reshape(weight.shape[:2] + kernel[1:])
+        rows = _task_rows(spec, x5.shape[-1] * (out_dims[2] + kernel[2] - 1), stride, dilation)
+        return dense_channels_last, (x5, pack_dense_weight(w4, groups), bias), (
+            stride, dilation, pad_lo, rows,
+            channel_tile(c_group, kernel[1] * kernel[2], spec.dtype.itemsize))
     # (O, Cg, kd, kh, kw) -> (kd, kh, kw, G, Cg, Og): a copy the size of the weight.
     w6 = weight.reshape((groups, per_group, c_group) + kernel).transpose(3, 4, 5, 0, 2, 1)
     if groups < per_group:
@@ -143,22 +169,31 @@ def direct_arguments(spec):
 def _window_inputs(spec, weight, bias, block, stride, dilation):
     """Packed weight and bias, lane count and rows per task for the :mod:`.grouped_cl` kernels.
 
-    ``block`` is the outputs per group one block computes. A task's rows: at
-    most 8 (consecutive rows share their input rows, gathered once), as many
-    as keep its window of input rows under :data:`WINDOW_BYTES` (at least
-    one), and enough tasks for every thread.
+    ``block`` is the outputs per group one block computes.
     """
     groups, kernel = spec.groups, to_3d(spec.kernel_size, 1)
     lanes = lane_count(groups)
     w4 = weight.reshape(weight.shape[:2] + kernel[1:])
     packed = (pack_weight(w4, groups, lanes, block), pack_bias(bias, groups, lanes, block))
-    out_h, out_w = to_3d(spec.out_spatial, 1)[1:]
+    out_w = to_3d(spec.out_spatial, 1)[2]
     span = (out_w - 1) * stride[2] + (kernel[2] - 1) * dilation[2] + 1
-    row_bytes = -(-groups // lanes) * lanes * weight.shape[1] * span * spec.dtype.itemsize
-    window_rows = max(WINDOW_BYTES // row_bytes, 1)
+    row_values = -(-groups // lanes) * lanes * weight.shape[1] * span
+    return packed, lanes, _task_rows(spec, row_values, stride, dilation)
+
+
+def _task_rows(spec, row_values, stride, dilation):
+    """Output rows per task of a kernel that gathers its input rows into a window.
+
+    ``row_values`` is the size of one gathered input row. At most 8 rows
+    (consecutive rows share their input rows, gathered once), as many as
+    keep the window under :data:`WINDOW_BYTES` (at least one), and enough
+    tasks for every thread.
+    """
+    kernel = to_3d(spec.kernel_size, 1)
+    out_h = to_3d(spec.out_spatial, 1)[1]
+    window_rows = max(WINDOW_BYTES // (row_values * spec.dtype.itemsize), 1)
     fit = max((window_rows - (kernel[1] - 1) * dilation[1] - 1) // stride[1] + 1, 1)
-    rows = rows_per_task(out_h, min(8, fit), per_thread=1 if spec.batch > 1 else 2)
-    return packed, lanes, rows
+    return rows_per_task(out_h, min(8, fit), per_thread=1 if spec.batch > 1 else 2)
 
 
 def output_5d(spec, target: np.ndarray) -> np.ndarray:

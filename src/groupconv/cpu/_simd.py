@@ -1,0 +1,120 @@
+"""Explicit 16-lane float32 vectors for the kernels: LLVM's ``<16 x float>`` as a Numba type.
+
+LLVM's loop vectoriser only vectorises innermost loops, so a register block
+whose sums must live across a loop (a matrix-product micro-kernel: sums
+carried over every input channel and tap) cannot be had from scalar code:
+the sums go through memory on every pass. With a vector type the sums are
+plain loop-carried values and stay in registers, as with C intrinsics.
+``<16 x float>`` is one 512-bit register with AVX-512 and two 256-bit ones
+without (LLVM splits it), so the code is correct on every CPU.
+
+Every operation is an intrinsic on flat arrays with element offsets; the
+caller keeps each offset and its 16 elements inside the array (checked
+under ``NUMBA_BOUNDSCHECK=1``, as Numba checks indexing).
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba.core import cgutils, config, types
+from numba.extending import intrinsic, models, register_model
+
+__all__ = ["LANES", "fma16", "load16", "splat16", "store16", "vector16"]
+
+#: Lanes of one vector.
+LANES = 16
+_VECTOR = ir.VectorType(ir.FloatType(), LANES)
+
+
+class Float32x16(types.Type):
+    """The Numba type of a ``<16 x float>`` value."""
+
+    def __init__(self):
+        super().__init__(name="float32x16")
+
+
+vector16 = Float32x16()
+
+
+@register_model(Float32x16)
+class _Float32x16Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VECTOR)
+
+
+def _is_float32_array(array):
+    return isinstance(array, types.Array) and array.dtype == types.float32
+
+
+def _vector_pointer(context, builder, array_type, offset_type, array, offset):
+    """The address of ``array.flat[offset]`` as a vector pointer.
+
+    Under ``NUMBA_BOUNDSCHECK=1`` the first and last of the 16 elements are
+    checked like any indexed access (an ``IndexError`` from the kernel).
+    """
+    view = context.make_array(array_type)(context, builder, array)
+    offset = context.cast(builder, offset, offset_type, types.intp)
+    if config.BOUNDSCHECK:
+        size = view.nitems
+        cgutils.do_boundscheck(context, builder, offset, size)
+        last = builder.add(offset, ir.Constant(offset.type, LANES - 1))
+        cgutils.do_boundscheck(context, builder, last, size)
+    return builder.bitcast(builder.gep(view.data, [offset]), _VECTOR.as_pointer())
+
+
+@intrinsic
+def load16(typingctx, array, offset):
+    """``array[offset : offset + 16]`` as a vector (float32 arrays)."""
+    if not _is_float32_array(array) or not isinstance(offset, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        pointer = _vector_pointer(context, builder, *signature.args[:2], *args[:2])
+        return builder.load(pointer, align=4)
+
+    return vector16(array, offset), codegen
+
+
+@intrinsic
+def store16(typingctx, array, offset, value):
+    """``array[offset : offset + 16] = value``."""
+    if (not _is_float32_array(array) or not isinstance(offset, types.Integer)
+            or value != vector16):
+        return None
+
+    def codegen(context, builder, signature, args):
+        pointer = _vector_pointer(context, builder, *signature.args[:2], *args[:2])
+        builder.store(args[2], pointer, align=4)
+        return context.get_dummy_value()
+
+    return types.void(array, offset, value), codegen
+
+
+@intrinsic
+def splat16(typingctx, value):
+    """A vector of 16 copies of the float32 ``value``."""
+    if value != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        single = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), args[0],
+                                        ir.Constant(ir.IntType(32), 0))
+        zeros = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+        return builder.shuffle_vector(single, ir.Constant(_VECTOR, ir.Undefined), zeros)
+
+    return vector16(value), codegen
+
+
+@intrinsic
+def fma16(typingctx, a, b, c):
+    """``a * b + c`` lane by lane, one rounding (``llvm.fma``)."""
+    if not (a == b == c == vector16):
+        return None
+
+    def codegen(context, builder, signature, args):
+        function_type = ir.FunctionType(_VECTOR, [_VECTOR] * 3)
+        fma = cgutils.get_or_insert_function(builder.module, function_type,
+                                             f"llvm.fma.v{LANES}f32")
+        return builder.call(fma, args)
+
+    return vector16(a, b, c), codegen

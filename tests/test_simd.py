@@ -1,0 +1,44 @@
+"""The explicit vector intrinsics (cpu/_simd.py) against NumPy."""
+
+import numba
+import numpy as np
+import pytest
+
+from groupconv.cpu._simd import LANES, fma16, load16, splat16, store16
+
+
+@numba.njit(cache=True)
+def _axpy_blocks(a, x, y, out):
+    # out[i:i+16] = a * x[i:i+16] + y[i:i+16] for each block of 16.
+    scale = splat16(a)
+    for i in range(0, x.size, LANES):
+        store16(out, i, fma16(scale, load16(x, i), load16(y, i)))
+
+
+def test_load_fma_store_match_numpy(rng):
+    x = rng.standard_normal(4 * LANES).astype(np.float32)
+    y = rng.standard_normal(4 * LANES).astype(np.float32)
+    out = np.zeros_like(x)
+    _axpy_blocks(np.float32(1.5), x, y, out)
+    # One rounding per lane: the fused product-sum, computed here in float64.
+    want = (np.float64(1.5) * x.astype(np.float64) + y).astype(np.float32)
+    np.testing.assert_array_equal(out, want)
+
+
+@numba.njit(cache=True)
+def _copy_block(src, dst, at):
+    store16(dst, at, load16(src, 0))
+
+
+def test_unaligned_offsets_and_the_array_end(rng):
+    src = rng.standard_normal(LANES).astype(np.float32)
+    dst = np.zeros(LANES + 3, np.float32)
+    _copy_block(src, dst, 3)
+    np.testing.assert_array_equal(dst[3:], src)
+    assert (dst[:3] == 0).all()
+
+
+@pytest.mark.skipif(not numba.config.BOUNDSCHECK, reason="checked only under NUMBA_BOUNDSCHECK=1")
+def test_out_of_bounds_vector_access_raises():
+    with pytest.raises(IndexError):
+        _copy_block(np.zeros(LANES, np.float32), np.zeros(LANES + 3, np.float32), 4)

@@ -21,6 +21,7 @@ from .depthwise_cl import PIXEL_BLOCK, depthwise_channels_last
 from .direct_cf import channels_first
 from .direct_cl import channels_last_by_group, channels_last_by_output
 from .grouped_cl import (
+    DEPTHWISE_LANES,
     DEPTHWISE_PIXELS,
     OUTPUT_BLOCK,
     depthwise_window_channels_last,
@@ -130,7 +131,8 @@ def direct_arguments(spec):
                 and unit_w):
             # The builds that unroll one kernel row per pass (7x7): blocks of 8
             # pixels from a gathered window.
-            packed, lanes, rows = _window_inputs(spec, weight, bias, 1, stride, dilation)
+            packed, lanes, rows = _window_inputs(spec, weight, bias, 1, stride, dilation,
+                                                 lanes=DEPTHWISE_LANES)
             return depthwise_window_channels_last, (x5, *packed), (
                 stride, dilation, pad_lo, tiles[1], (0,) * lanes, rows)
         # Depthwise with multiplier 1 on 1-D or 2-D data: (C, 1, 1, kh, kw) -> (1, kh, kw, C).
@@ -166,13 +168,14 @@ def direct_arguments(spec):
     return channels_last_by_group, (x5, w_t, bias_t), after
 
 
-def _window_inputs(spec, weight, bias, block, stride, dilation):
+def _window_inputs(spec, weight, bias, block, stride, dilation, lanes=None):
     """Packed weight and bias, lane count and rows per task for the :mod:`.grouped_cl` kernels.
 
-    ``block`` is the outputs per group one block computes.
+    ``block`` is the outputs per group one block computes; ``lanes`` the
+    groups per chunk (default: :func:`.lane_count`).
     """
     groups, kernel = spec.groups, to_3d(spec.kernel_size, 1)
-    lanes = lane_count(groups)
+    lanes = lanes or lane_count(groups)
     w4 = weight.reshape(weight.shape[:2] + kernel[1:])
     packed = (pack_weight(w4, groups, lanes, block), pack_bias(bias, groups, lanes, block))
     out_w = to_3d(spec.out_spatial, 1)[2]

@@ -36,11 +36,12 @@ from numba import prange
 
 from ._common import U
 from ._jit import inlined, jit
+from ._simd import LANES, fma16, load16, store16
 from ._vector_width import wide_vectors
 
-__all__ = ["DEPTHWISE_PIXELS", "OUTPUT_BLOCK", "PIXEL_BLOCK", "depthwise_window_channels_last",
-           "grouped_channels_last", "grouped_channels_last_unit", "lane_count", "pack_bias",
-           "pack_weight"]
+__all__ = ["DEPTHWISE_LANES", "DEPTHWISE_PIXELS", "OUTPUT_BLOCK", "PIXEL_BLOCK",
+           "depthwise_window_channels_last", "grouped_channels_last", "grouped_channels_last_unit",
+           "lane_count", "pack_bias", "pack_weight"]
 
 #: Adjacent output pixels one block computes.
 PIXEL_BLOCK = 4
@@ -48,6 +49,9 @@ PIXEL_BLOCK = 4
 OUTPUT_BLOCK = 4
 #: Adjacent output pixels one block of the depthwise kernel computes.
 DEPTHWISE_PIXELS = 8
+#: Channels one chunk of the depthwise kernel computes (its lane count ``L``):
+#: two vectors, so a block's 16 sums hide the multiply-add latency.
+DEPTHWISE_LANES = 2 * LANES
 #: The lane counts ``L`` builds exist for (each one is a compilation). Not 8:
 #: LLVM unrolls a loop of 8 lanes instead of vectorising it (measured, Numba 0.68).
 _LANE_COUNTS = (16, 32)
@@ -161,68 +165,77 @@ def _block(src, s0, row_step, sw, dw, w_flat, w0, w_row, blk, lanes, rows, cols)
 
 
 @inlined
-def _block_depthwise(src, s0, w_flat, w0, blk, lanes, cols):
-    """``blk`` += one kernel row's ``len(cols)`` taps for :data:`DEPTHWISE_PIXELS` pixels.
-
-    The depthwise case (one input and one output per group, unit steps
-    along W): pixel ``p``, tap ``kw`` reads ``src[s0 + (kw + p)*L + g]``
-    (constant offsets) and weighs it by ``w_flat[w0 + kw*L + g]`` into
-    ``blk[p*L + g]``; 8 sums share each weight.
-    """
-    step = len(lanes)
-    for g in range(U(step)):
-        a0 = blk[U(0 * step) + g]
-        a1 = blk[U(1 * step) + g]
-        a2 = blk[U(2 * step) + g]
-        a3 = blk[U(3 * step) + g]
-        a4 = blk[U(4 * step) + g]
-        a5 = blk[U(5 * step) + g]
-        a6 = blk[U(6 * step) + g]
-        a7 = blk[U(7 * step) + g]
-        xr = s0 + g
-        for kw in range(len(cols)):
-            wv = w_flat[w0 + U(kw * step) + g]
-            a0 += wv * src[xr + U(kw * step)]
-            a1 += wv * src[xr + U((kw + 1) * step)]
-            a2 += wv * src[xr + U((kw + 2) * step)]
-            a3 += wv * src[xr + U((kw + 3) * step)]
-            a4 += wv * src[xr + U((kw + 4) * step)]
-            a5 += wv * src[xr + U((kw + 5) * step)]
-            a6 += wv * src[xr + U((kw + 6) * step)]
-            a7 += wv * src[xr + U((kw + 7) * step)]
-        blk[U(0 * step) + g] = a0
-        blk[U(1 * step) + g] = a1
-        blk[U(2 * step) + g] = a2
-        blk[U(3 * step) + g] = a3
-        blk[U(4 * step) + g] = a4
-        blk[U(5 * step) + g] = a5
-        blk[U(6 * step) + g] = a6
-        blk[U(7 * step) + g] = a7
+def _fma8(a0, a1, a2, a3, a4, a5, a6, a7, wv, window, x0):
+    """8 pixels' sums (one vector each) plus ``wv`` times their input vectors ``x0 + p*32``."""
+    return (fma16(load16(window, x0), wv, a0),
+            fma16(load16(window, x0 + U(DEPTHWISE_LANES)), wv, a1),
+            fma16(load16(window, x0 + U(2 * DEPTHWISE_LANES)), wv, a2),
+            fma16(load16(window, x0 + U(3 * DEPTHWISE_LANES)), wv, a3),
+            fma16(load16(window, x0 + U(4 * DEPTHWISE_LANES)), wv, a4),
+            fma16(load16(window, x0 + U(5 * DEPTHWISE_LANES)), wv, a5),
+            fma16(load16(window, x0 + U(6 * DEPTHWISE_LANES)), wv, a6),
+            fma16(load16(window, x0 + U(7 * DEPTHWISE_LANES)), wv, a7))
 
 
 @inlined
-def _pixels_depthwise(window, s0, row_step, plane_step, w_flat, w_dims, bias_flat, blk, out_flat,
-                      o0, groups, c_out, lanes, cols):
-    """Depthwise output pixels ``o0 .. o0+7`` of a row, every channel; a pass per kernel row."""
+def _store8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7):
+    """One vector of each of 8 pixels' sums to ``out_flat[o + p*c_out ...]``."""
+    store16(out_flat, o, a0)
+    store16(out_flat, o + c_out, a1)
+    store16(out_flat, o + U(2) * c_out, a2)
+    store16(out_flat, o + U(3) * c_out, a3)
+    store16(out_flat, o + U(4) * c_out, a4)
+    store16(out_flat, o + U(5) * c_out, a5)
+    store16(out_flat, o + U(6) * c_out, a6)
+    store16(out_flat, o + U(7) * c_out, a7)
+
+
+@inlined
+def _pixels_depthwise(window, s0, row_step, plane_step, w_flat, w_dims, bias_flat, spare,
+                      out_flat, o0, channels, c_out, cols):
+    """Depthwise output pixels ``o0 .. o0+7`` of a row, every channel, 32 channels at a time.
+
+    The 8 pixels x 32 channels' sums are 16 vectors (:mod:`._simd`) that stay
+    in registers over every tap; a kernel row's taps are unrolled when
+    ``cols`` has their number, so each input vector is loaded once for all
+    the (tap, pixel) pairs that share it. A last chunk with fewer than 32
+    channels goes through ``spare`` (8 x 32) to the output.
+    """
     kh_size, kw_size, _ = w_dims
-    step = len(lanes)
-    chunks = (groups + step - 1) // step
-    w_row = U(kw_size * step)
+    half = U(LANES)
+    chunks = (channels + DEPTHWISE_LANES - 1) // DEPTHWISE_LANES
+    w_row = U(kw_size * DEPTHWISE_LANES)
     for chunk in range(chunks):
-        for p in range(U(DEPTHWISE_PIXELS)):
-            for g in range(U(step)):
-                blk[p * U(step) + g] = bias_flat[U(chunk * step) + g]
+        bias_a = load16(bias_flat, U(chunk * DEPTHWISE_LANES))
+        bias_b = load16(bias_flat, U(chunk * DEPTHWISE_LANES) + half)
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = bias_a
+        b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = bias_b
         x_chunk = s0 + U(chunk) * plane_step
         w_chunk = U(chunk * kh_size) * w_row
         for kh in range(kh_size):
             for kw0 in range(0, kw_size, len(cols)):
-                _block_depthwise(window, x_chunk + U(kh) * row_step + U(kw0 * step), w_flat,
-                                 w_chunk + U(kh) * w_row + U(kw0 * step), blk, lanes, cols)
-        g0 = chunk * step
-        for p in range(U(DEPTHWISE_PIXELS)):
-            o = o0 + p * c_out + U(g0)
-            for g in range(U(min(step, groups - g0))):
-                out_flat[o + g] = blk[p * U(step) + g]
+                x_tap = x_chunk + U(kh) * row_step + U(kw0 * DEPTHWISE_LANES)
+                w_tap = w_chunk + U(kh) * w_row + U(kw0 * DEPTHWISE_LANES)
+                for kw in range(len(cols)):
+                    x_k = x_tap + U(kw * DEPTHWISE_LANES)
+                    w_k = w_tap + U(kw * DEPTHWISE_LANES)
+                    a0, a1, a2, a3, a4, a5, a6, a7 = _fma8(a0, a1, a2, a3, a4, a5, a6, a7,
+                                                           load16(w_flat, w_k), window, x_k)
+                    b0, b1, b2, b3, b4, b5, b6, b7 = _fma8(b0, b1, b2, b3, b4, b5, b6, b7,
+                                                           load16(w_flat, w_k + half), window,
+                                                           x_k + half)
+        g0 = chunk * DEPTHWISE_LANES
+        if g0 + DEPTHWISE_LANES <= channels:
+            o = o0 + U(g0)
+            _store8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7)
+            _store8(out_flat, o + half, c_out, b0, b1, b2, b3, b4, b5, b6, b7)
+        else:
+            _store8(spare, U(0), U(DEPTHWISE_LANES), a0, a1, a2, a3, a4, a5, a6, a7)
+            _store8(spare, half, U(DEPTHWISE_LANES), b0, b1, b2, b3, b4, b5, b6, b7)
+            for p in range(U(DEPTHWISE_PIXELS)):
+                o = o0 + p * c_out + U(g0)
+                for g in range(U(channels - g0)):
+                    out_flat[o + g] = spare[p * U(DEPTHWISE_LANES) + g]
 
 
 @inlined
@@ -428,10 +441,11 @@ def depthwise_window_channels_last(x, w_packed, bias_packed, out, stride, dilati
     """Depthwise convolution (multiplier 1) of 2-D channels_last data from gathered windows.
 
     As :func:`grouped_channels_last` with one input and one output per group
-    (``w_packed`` and ``bias_packed`` packed with ``block=1``) and blocks of
+    (``w_packed`` and ``bias_packed`` packed with ``block=1`` and ``L =
+    len(lanes) =`` :data:`DEPTHWISE_LANES`) and blocks of
     :data:`DEPTHWISE_PIXELS` pixels (``W_out`` at least that), for stride
-    and dilation 1 along W (any along H); a pass per kernel row, its taps
-    unrolled when ``unroll_w`` has their number. (Measured on a 7x7 kernel
+    and dilation 1 along W (any along H), float32; a block's sums stay in
+    registers over every tap (see ``_pixels_depthwise``). (Measured on a 7x7 kernel
     at stride 2 this was slower than :mod:`.depthwise_cl`, so it has no
     strided build.)
     """
@@ -448,12 +462,11 @@ def depthwise_window_channels_last(x, w_packed, bias_packed, out, stride, dilati
         wide_vectors()
         n, first, count, window = _task_window(x_flat, x.shape, task, tiles, tile_rows, h_out,
                                                stride, pad, window_rows, span, c_out, 1, lanes)
-        blk = np.empty(DEPTHWISE_PIXELS * len(lanes), dtype=out.dtype)
+        spare = np.empty(DEPTHWISE_PIXELS * DEPTHWISE_LANES, dtype=out.dtype)
         for oh in range(first, first + count):
             for block in range(n_blocks):
                 ow0 = min(block * DEPTHWISE_PIXELS, w_out - DEPTHWISE_PIXELS)
                 s0 = U((oh - first) * sh) * row_step + U(ow0 * len(lanes))
                 o0 = U(((n * h_out + oh) * w_out + ow0) * c_out)
                 _pixels_depthwise(window, s0, U(dh) * row_step, plane_step, w_flat, w_dims,
-                                  bias_flat, blk, out_flat, o0, c_out, U(c_out), lanes,
-                                  unroll_w)
+                                  bias_flat, spare, out_flat, o0, c_out, U(c_out), unroll_w)

@@ -1,20 +1,22 @@
 """Depthwise convolution, channels_last, multiplier 1, 1-D and 2-D: register blocks.
 
-Each output row is cut into blocks of :data:`PIXEL_BLOCK` adjacent pixels;
-a block's sums stay in registers across a tile of taps while the loop over
-channels (unit stride in channels_last) is vectorised. Blocks whose input
-window crosses the padding read a zero-filled copy of the window instead
-of the input, so every pixel takes the same fast path; the last block of a
-row overlaps its neighbour rather than falling back to a scalar remainder
-(outputs narrower than a block go to :mod:`.direct_cl`).
+The pixels whose every tap lies inside the input are cut, row by row, into
+blocks of :data:`PIXEL_BLOCK` adjacent pixels; a block's sums stay in
+registers across a tile of taps while the loop over channels (unit stride
+in channels_last) is vectorised, and the last block of a row overlaps its
+neighbour rather than leaving a remainder. Border pixels (and whole border
+rows) add their in-bounds taps one at a time, each a vectorised loop over
+the channels: cheaper than running a block on a zero-filled copy of its
+input window, which cost a block's work again per border block (on 14x14
+images, half the blocks). Outputs narrower than a block go to
+:mod:`.direct_cl`.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from numba import prange
 
-from ._common import U, gather_window, interior_columns
+from ._common import U, interior_columns
 from ._jit import inlined, jit
 from ._prefetch import prefetch
 from ._vector_width import wide_vectors
@@ -81,6 +83,32 @@ def _taps(src, s0, row_step, sw, dw, w_flat, kh_size, kw_size, channels, bias, d
                channels, rows, cols)
 
 
+@inlined
+def _pixel_taps(x_flat, x_dims, n, top, left, dh, dw, w_flat, bias, out_flat, d0):
+    """One border pixel, every channel: bias, then each tap inside the input, in tap order.
+
+    The taps are summed in the same order as in :func:`_block` (so a border
+    pixel's sum is the same expression as an interior one's); the taps that
+    fall on the padding are skipped.
+    """
+    h_in, w_in, channels, kh_size, kw_size = x_dims
+    c = U(channels)
+    for g in range(c):
+        out_flat[d0 + g] = bias[g]
+    for kh in range(kh_size):
+        iy = top + kh * dh
+        if iy < 0 or iy >= h_in:
+            continue
+        for kw in range(kw_size):
+            ix = left + kw * dw
+            if ix < 0 or ix >= w_in:
+                continue
+            src = U((n * h_in + iy) * w_in + ix) * c
+            wr = U(kh * kw_size + kw) * c
+            for g in range(c):
+                out_flat[d0 + g] += w_flat[wr + g] * x_flat[src + g]
+
+
 @jit(parallel=True)
 def depthwise_channels_last(x, w_t, bias, out, stride, dilation, pad, unroll_h, unroll_w):
     """Depthwise convolution with multiplier 1 of 2-D channels_last data.
@@ -102,28 +130,32 @@ def depthwise_channels_last(x, w_t, bias, out, stride, dilation, pad, unroll_h, 
     x_flat, w_flat, out_flat = x.reshape(-1), w_t.reshape(-1), out.reshape(-1)
     c = U(channels)
     unit = sw == 1 and dw == 1
-    # Input columns one block reads: its window when it crosses the padding.
+    # Input columns one block reads.
     span = (PIXEL_BLOCK - 1) * sw + (kw_size - 1) * dw + 1
-    n_blocks = (w_out + PIXEL_BLOCK - 1) // PIXEL_BLOCK
-    x_dims = (h_in, w_in, channels, kh_size)
-    # Output rows whose every tap along H lies inside the input. (Testing this
-    # as a range, rather than as a boolean computed per row, matters: the
-    # boolean form stopped LLVM from vectorising the blocks, Numba 0.68.)
+    # Output rows and columns whose every tap lies inside the input: the
+    # blocks cover them; border pixels take the per-pixel loop. (Testing the
+    # rows as a range, rather than as a boolean computed per row, matters:
+    # the boolean form stopped LLVM from vectorising the blocks, Numba 0.68.)
     oh_lo, oh_hi = interior_columns(kh_size, sh, dh, ph, h_in, h_out)
+    ow_lo, ow_hi = interior_columns(kw_size, sw, dw, pw, w_in, w_out)
+    n_blocks = (ow_hi - ow_lo + PIXEL_BLOCK - 1) // PIXEL_BLOCK
+    if ow_hi - ow_lo < PIXEL_BLOCK:
+        n_blocks = 0
+    x_dims = (h_in, w_in, channels, kh_size, kw_size)
     for row in prange(n_batch * h_out):
         wide_vectors()
         n = row // h_out
         oh = row % h_out
-        window = np.empty(kh_size * span * channels, dtype=x.dtype)
         top = oh * sh - ph
-        # The input rows the next output row adds to this one's: fetched ahead.
-        ahead = top + (kh_size - 1) * dh + 1
-        for block in range(n_blocks):
-            # The last block overlaps its left neighbour (same values, stored twice).
-            ow0 = min(block * PIXEL_BLOCK, w_out - PIXEL_BLOCK)
-            left = ow0 * sw - pw
-            d0 = U((row * w_out + ow0) * channels)
-            if oh >= oh_lo and oh < oh_hi and left >= 0 and left + span <= w_in:
+        d_row = U(row * w_out) * c
+        if oh >= oh_lo and oh < oh_hi and n_blocks > 0:
+            # The input rows the next output row adds to this one's: fetched ahead.
+            ahead = top + (kh_size - 1) * dh + 1
+            for block in range(n_blocks):
+                # The last block overlaps its left neighbour (same values, stored twice).
+                ow0 = min(ow_lo + block * PIXEL_BLOCK, ow_hi - PIXEL_BLOCK)
+                left = ow0 * sw - pw
+                d0 = d_row + U(ow0) * c
                 s0 = U(((n * h_in + top) * w_in + left) * channels)
                 if unit:
                     # Literal unit steps: constant column offsets (see _block).
@@ -132,14 +164,18 @@ def depthwise_channels_last(x, w_t, bias, out, stride, dilation, pad, unroll_h, 
                 else:
                     _taps(x_flat, s0, U(dh * w_in) * c, sw, dw, w_flat, kh_size, kw_size, c, bias,
                           out_flat, d0, unroll_h, unroll_w)
-            else:
-                gather_window(x_flat, x_dims, n, top, left, dh, span, window)
-                _taps(window, U(0), U(span) * c, sw, dw, w_flat, kh_size, kw_size, c, bias,
-                      out_flat, d0, unroll_h, unroll_w)
-            lo = max(left, 0)
-            hi = min(left + span, w_in)
-            for iy in range(ahead, min(ahead + sh, h_in)):
-                if iy >= 0 and hi > lo:
-                    first = U(((n * h_in + iy) * w_in + lo) * channels)
-                    for i in range(U(0), U(hi - lo) * c, U(_LINE)):
-                        prefetch(x_flat, first + i)
+                for iy in range(ahead, min(ahead + sh, h_in)):
+                    if iy >= 0:
+                        first = U(((n * h_in + iy) * w_in + left) * channels)
+                        for i in range(U(0), U(span) * c, U(_LINE)):
+                            prefetch(x_flat, first + i)
+            for ow in range(ow_lo):
+                _pixel_taps(x_flat, x_dims, n, top, ow * sw - pw, dh, dw, w_flat, bias, out_flat,
+                            d_row + U(ow) * c)
+            for ow in range(ow_hi, w_out):
+                _pixel_taps(x_flat, x_dims, n, top, ow * sw - pw, dh, dw, w_flat, bias, out_flat,
+                            d_row + U(ow) * c)
+        else:
+            for ow in range(w_out):
+                _pixel_taps(x_flat, x_dims, n, top, ow * sw - pw, dh, dw, w_flat, bias, out_flat,
+                            d_row + U(ow) * c)

@@ -10,7 +10,7 @@ import numpy as np
 from .._validate import PADDING_MODES
 from ._jit import inlined
 
-__all__ = ["U", "add_row_taps", "gather_window", "interior_columns", "kernel_bias", "padded_input",
+__all__ = ["U", "add_row_taps", "interior_columns", "kernel_bias", "padded_input",
            "rows_per_task", "to_3d", "valid_range"]
 
 # Why the inner loops index flat arrays with np.uint64 offsets: Numba wraps
@@ -52,29 +52,6 @@ def add_row_taps(out_flat, dst, x_flat, src, tap, shift, step, size, lo, hi):
         stride = U(step)
         for i in range(U(b - a)):
             out_flat[start + i] += tap * x_flat[first + i * stride]
-
-
-@inlined
-def gather_window(x_flat, x_dims, n, top, left, dh, span, window):
-    """``window`` = the ``kh x span`` pixels from ``(top, left)``, rows ``dh`` apart; 0 outside.
-
-    Channels_last input ``(n, y, x, c)``, ``x_dims = (H, W, C, kh)``; the
-    window is ``(kh, span, C)``, C-ordered.
-    """
-    h_in, w_in, channels, kh_size = x_dims
-    c = U(channels)
-    for r in range(kh_size):
-        iy = top + r * dh
-        for col in range(span):
-            ix = left + col
-            at = U(r * span + col) * c
-            if iy < 0 or iy >= h_in or ix < 0 or ix >= w_in:
-                for g in range(c):
-                    window[at + g] = 0
-            else:
-                pixel = U(((n * h_in + iy) * w_in + ix) * channels)
-                for g in range(c):
-                    window[at + g] = x_flat[pixel + g]
 
 
 def to_3d(values, fill):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._common import U, gather_window
+from ._common import U
 from ._jit import inlined, jit
 from ._simd import LANES, fma16, load16, splat16, store16
 
@@ -116,6 +116,29 @@ def _store4(sums, at, a0, a1, a2, a3):
     store16(sums, at + U(48), a3)
 
 
+@inlined
+def _gather_window(x_flat, x_dims, n, top, left, rows, span, window):
+    """``window[r, col, c]`` = input ``(n, top + r, left + col, c)``, 0 outside.
+
+    Channels_last input, ``x_dims = (H, W, C)``; the window is ``(rows,
+    span, C)``, C-ordered.
+    """
+    h_in, w_in, channels = x_dims
+    c = U(channels)
+    for r in range(rows):
+        iy = top + r
+        for col in range(span):
+            ix = left + col
+            at = U(r * span + col) * c
+            if iy < 0 or iy >= h_in or ix < 0 or ix >= w_in:
+                for g in range(c):
+                    window[at + g] = 0
+            else:
+                pixel = U(((n * h_in + iy) * w_in + ix) * channels)
+                for g in range(c):
+                    window[at + g] = x_flat[pixel + g]
+
+
 @jit(parallel=True)
 def dense_channels_last(x, w_packed, bias, out, stride, dilation, pad, tile_rows, c_tile):
     """Grouped convolution of 2-D channels_last data, ``C_out // groups`` a multiple of 64.
@@ -147,8 +170,8 @@ def dense_channels_last(x, w_packed, bias, out, stride, dilation, pad, tile_rows
         first = (task % tiles) * tile_rows
         count = min(tile_rows, h_out - first)
         window = np.empty(window_rows * span * c_in, dtype=x.dtype)
-        gather_window(x_flat, (h_in, w_in, c_in, window_rows), n, first * sh - pad[1], -pad[2],
-                      1, span, window)
+        _gather_window(x_flat, (h_in, w_in, c_in), n, first * sh - pad[1], -pad[2], window_rows,
+                       span, window)
         sums = np.empty(n_blocks * block_size, dtype=out.dtype)
         for oh in range(first, first + count):
             x_row = U((oh - first) * sh) * row_step

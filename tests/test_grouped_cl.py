@@ -75,6 +75,23 @@ def test_float32_builds(rng, kernel):
     check(rng, 2, (10, 9), 32, 4, 4, kernel, dtype=np.float32, padding="same")
 
 
+# float32 takes the explicit-vector block (16 groups per vector, sums in
+# registers over all channels and taps): partial and several chunks of 16,
+# two blocks of outputs, 1-4 channels per group, one-block and overlapping
+# widths, rows tiles ending inside images, steps along W (the strided build).
+@pytest.mark.parametrize("groups, c_group, per_group, spatial, kernel, stride, dilation", [
+    (4, 1, 4, (6, 7), (3, 3), 1, 1),
+    (20, 3, 8, (9, 4), (3, 3), 1, 1),
+    (33, 2, 4, (5, 9), (2, 3), 1, 1),
+    (40, 4, 4, (3, 13), (3, 3), (2, 1), (1, 1)),
+    (17, 2, 4, (11, 12), (3, 3), 2, 1),
+    (16, 4, 4, (11, 12), (3, 3), (1, 2), 2),
+])
+def test_float32_vector_block(rng, groups, c_group, per_group, spatial, kernel, stride, dilation):
+    check(rng, 2, spatial, groups, c_group, per_group, kernel, dtype=np.float32, padding=1,
+          stride=stride, dilation=dilation)
+
+
 def test_one_dimensional_data_and_padding_modes(rng):
     check(rng, 2, (17,), 8, 2, 4, (3,), padding=2, padding_mode="reflect")
     check(rng, 2, (8, 9), 8, 1, 8, (3, 3), padding=1, padding_mode="circular")

@@ -175,7 +175,7 @@ def _window_inputs(spec, weight, bias, block, stride, dilation, lanes=None):
     groups per chunk (default: :func:`.lane_count`).
     """
     groups, kernel = spec.groups, to_3d(spec.kernel_size, 1)
-    lanes = lanes or lane_count(groups)
+    lanes = lanes or lane_count(groups, spec.dtype)
     w4 = weight.reshape(weight.shape[:2] + kernel[1:])
     packed = (pack_weight(w4, groups, lanes, block), pack_bias(bias, groups, lanes, block))
     out_w = to_3d(spec.out_spatial, 1)[2]

@@ -22,6 +22,11 @@ between the 16 sums), and lanes past the last group hold zeros:
 - the block's sums, ``(4 pixels, 4 outputs, L)``, stored to the output row
   (``g*(C_out // G) + j``) when the block is done.
 
+For float32 the block is written with explicit vectors instead
+(:func:`_pixels_vectors`, ``L = 16``): its 16 sums stay in registers over
+every input channel and tap rather than going through memory after each
+pass (measured 1.1-1.26x faster on ResNeXt's 32 groups of 4).
+
 :func:`depthwise_window_channels_last` is the depthwise case (one input and
 one output per group) with blocks of :data:`DEPTHWISE_PIXELS` pixels that
 share each weight vector; the driver uses it for 7x7 kernels.
@@ -32,7 +37,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
+from numba import prange, types
+from numba.extending import overload
 
 from ._common import U
 from ._jit import inlined, jit
@@ -57,8 +63,15 @@ DEPTHWISE_LANES = 2 * LANES
 _LANE_COUNTS = (16, 32)
 
 
-def lane_count(groups: int) -> int:
-    """``L``: groups per vectorised chunk, the smallest build that holds them all (else 32)."""
+def lane_count(groups: int, dtype=np.float64) -> int:
+    """``L``: groups per vectorised chunk.
+
+    float32 runs the explicit-vector block (:func:`_pixels_vectors`), one
+    vector of 16 groups; other dtypes the smallest build that holds every
+    group (else 32).
+    """
+    if np.dtype(dtype) == np.float32:
+        return LANES
     return next((lanes for lanes in _LANE_COUNTS if groups <= lanes), _LANE_COUNTS[-1])
 
 
@@ -342,6 +355,90 @@ def _pixels(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat,
 
 
 @inlined
+def _fma_block(acc, ws, xs):
+    """The 4 pixels x 4 outputs' sums ``acc[p*4 + j]`` plus ``xs[p] * ws[j]``."""
+    x0, x1, x2, x3 = xs
+    w0, w1, w2, w3 = ws
+    return (fma16(x0, w0, acc[0]), fma16(x0, w1, acc[1]), fma16(x0, w2, acc[2]),
+            fma16(x0, w3, acc[3]), fma16(x1, w0, acc[4]), fma16(x1, w1, acc[5]),
+            fma16(x1, w2, acc[6]), fma16(x1, w3, acc[7]), fma16(x2, w0, acc[8]),
+            fma16(x2, w1, acc[9]), fma16(x2, w2, acc[10]), fma16(x2, w3, acc[11]),
+            fma16(x3, w0, acc[12]), fma16(x3, w1, acc[13]), fma16(x3, w2, acc[14]),
+            fma16(x3, w3, acc[15]))
+
+
+@inlined
+def _load4(array, at, step):
+    """Four vectors ``step`` elements apart from ``array[at]``."""
+    return (load16(array, at), load16(array, at + step), load16(array, at + U(2) * step),
+            load16(array, at + U(3) * step))
+
+
+@inlined
+def _pixels_vectors(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat, blk,
+                    out_flat, o0, groups, per_group, c_out, cols):
+    """:func:`_pixels` for float32 with ``L = 16``: the 16 sums are vectors in registers.
+
+    They stay in registers over every input channel of the group and every
+    tap (:mod:`._simd`), instead of going through ``blk`` after each pass;
+    ``blk`` only stages them for the transposed store.
+    """
+    kh_size, kw_size, c_group = w_dims
+    step = U(LANES)
+    chunks = (groups + LANES - 1) // LANES
+    w_row = U(kw_size * OUTPUT_BLOCK * LANES)
+    w_c = U(kh_size) * w_row
+    n_out = U(per_group)
+    x_step = U(sw) * step
+    for j0 in range(0, per_group, OUTPUT_BLOCK):
+        for chunk in range(chunks):
+            block = j0 // OUTPUT_BLOCK * chunks + chunk
+            b0, b1, b2, b3 = _load4(bias_flat, U(block * OUTPUT_BLOCK * LANES), step)
+            acc = (b0, b1, b2, b3, b0, b1, b2, b3, b0, b1, b2, b3, b0, b1, b2, b3)
+            w_chunk = U(block * c_group) * w_c
+            x_chunk = s0 + U(chunk * c_group) * plane_step
+            for c in range(c_group):
+                for kh in range(kh_size):
+                    for kw0 in range(0, kw_size, len(cols)):
+                        w_tap = w_chunk + U(c) * w_c + U(kh) * w_row
+                        x_tap = x_chunk + U(c) * plane_step + U(kh) * row_step
+                        for kw in range(len(cols)):
+                            k = kw0 + kw
+                            ws = _load4(w_flat, w_tap + U(k * OUTPUT_BLOCK * LANES), step)
+                            xs = _load4(window, x_tap + U(k * dw) * step, x_step)
+                            acc = _fma_block(acc, ws, xs)
+            for i in range(PIXEL_BLOCK * OUTPUT_BLOCK):
+                store16(blk, U(i * LANES), acc[i])
+            g0 = chunk * LANES
+            valid = U(min(LANES, groups - g0))
+            for p in range(U(PIXEL_BLOCK)):
+                o = o0 + p * c_out + U(g0) * n_out + U(j0)
+                _store_block(out_flat, o, n_out, blk, p * U(OUTPUT_BLOCK * LANES), valid, step)
+
+
+def _pixels_any(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat, blk,
+                out_flat, o0, groups, per_group, c_out, lanes, cols):
+    """:func:`_pixels_vectors` for float32 windows of 16 lanes, else :func:`_pixels`."""
+
+
+@overload(_pixels_any, inline="always")
+def _pixels_any_impl(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat, blk,
+                     out_flat, o0, groups, per_group, c_out, lanes, cols):
+    # Chosen while typing, so each build compiles one of the two.
+    if window.dtype == types.float32 and len(lanes) == LANES:
+        def impl(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat, blk,
+                 out_flat, o0, groups, per_group, c_out, lanes, cols):
+            _pixels_vectors(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat,
+                            blk, out_flat, o0, groups, per_group, c_out, cols)
+    else:
+        def impl(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat, blk,
+                 out_flat, o0, groups, per_group, c_out, lanes, cols):
+            _pixels(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat, blk,
+                    out_flat, o0, groups, per_group, c_out, lanes, cols)
+    return impl
+
+
+@inlined
 def _geometry(x, w_packed, out, stride, dilation, tile_rows):
     """Sizes shared by the window kernels: see :func:`grouped_channels_last`."""
     kh_size, kw_size, step = w_packed.shape[3], w_packed.shape[4], w_packed.shape[6]
@@ -393,9 +490,9 @@ def _grouped_task(task, x, w_packed, bias_packed, out, stride, dilation, pad, un
             ow0 = min(block * PIXEL_BLOCK, w_out - PIXEL_BLOCK)
             s0 = U((oh - first) * sh) * row_step + U(ow0 * sw * len(lanes))
             o0 = U(((n * h_out + oh) * w_out + ow0) * c_out)
-            _pixels(window, s0, U(dh) * row_step, plane_step, sw, dw, w_flat,
-                    (kh_size, kw_size, c_group), bias_flat, blk, out_flat, o0, groups,
-                    per_group, U(c_out), lanes, unroll_w)
+            _pixels_any(window, s0, U(dh) * row_step, plane_step, sw, dw, w_flat,
+                        (kh_size, kw_size, c_group), bias_flat, blk, out_flat, o0, groups,
+                        per_group, U(c_out), lanes, unroll_w)
 
 
 @jit(parallel=True)

@@ -19,7 +19,10 @@ from llvmlite import ir
 from numba.core import cgutils, config, types
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["LANES", "fma16", "load16", "splat16", "store16", "vector16"]
+from ._common import U
+from ._jit import inlined
+
+__all__ = ["LANES", "fma16", "load4", "load16", "splat16", "store4", "store16", "vector16"]
 
 #: Lanes of one vector.
 LANES = 16
@@ -118,3 +121,19 @@ def fma16(typingctx, a, b, c):
         return builder.call(fma, args)
 
     return vector16(a, b, c), codegen
+
+
+@inlined
+def load4(array, at, step):
+    """Four vectors from ``array[at]``, ``array[at + step]``, ... (unsigned ``at`` and ``step``)."""
+    return (load16(array, at), load16(array, at + step), load16(array, at + U(2) * step),
+            load16(array, at + U(3) * step))
+
+
+@inlined
+def store4(array, at, step, a0, a1, a2, a3):
+    """Store four vectors at ``array[at]``, ``array[at + step]``, ... (see :func:`load4`)."""
+    store16(array, at, a0)
+    store16(array, at + step, a1)
+    store16(array, at + U(2) * step, a2)
+    store16(array, at + U(3) * step, a3)

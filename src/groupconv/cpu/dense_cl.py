@@ -24,7 +24,7 @@ from numba import prange
 
 from ._common import U
 from ._jit import inlined, jit
-from ._simd import LANES, fma16, load16, splat16, store16
+from ._simd import LANES, fma16, load4, splat16, store4
 
 __all__ = ["OUTPUT_CHUNK", "PIXEL_BLOCK", "WEIGHT_TILE_BYTES", "channel_tile",
            "dense_channels_last", "pack_weight"]
@@ -66,19 +66,18 @@ def _block(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, sums, s0
     group in the packed weight, of which the tile takes ``c_count``).
     """
     kh_size, kw_size, dh, c_group = taps
-    a00, a01, a02, a03 = _load4(sums, s0)
-    a10, a11, a12, a13 = _load4(sums, s0 + U(64))
-    a20, a21, a22, a23 = _load4(sums, s0 + U(128))
-    a30, a31, a32, a33 = _load4(sums, s0 + U(192))
-    a40, a41, a42, a43 = _load4(sums, s0 + U(256))
-    a50, a51, a52, a53 = _load4(sums, s0 + U(320))
+    a00, a01, a02, a03 = load4(sums, s0, U(LANES))
+    a10, a11, a12, a13 = load4(sums, s0 + U(64), U(LANES))
+    a20, a21, a22, a23 = load4(sums, s0 + U(128), U(LANES))
+    a30, a31, a32, a33 = load4(sums, s0 + U(192), U(LANES))
+    a40, a41, a42, a43 = load4(sums, s0 + U(256), U(LANES))
+    a50, a51, a52, a53 = load4(sums, s0 + U(320), U(LANES))
     for i in range(kh_size):
         for j in range(kw_size):
             xi = x0 + U(i * dh) * row_step + U(j) * pixel_step
             wi = w0 + U((i * kw_size + j) * c_group * OUTPUT_CHUNK)
             for _ in range(c_count):
-                w_0, w_1 = load16(w_flat, wi), load16(w_flat, wi + U(16))
-                w_2, w_3 = load16(w_flat, wi + U(32)), load16(w_flat, wi + U(48))
+                w_0, w_1, w_2, w_3 = load4(w_flat, wi, U(LANES))
                 a00, a01, a02, a03 = _fma4(a00, a01, a02, a03, window[xi], w_0, w_1, w_2, w_3)
                 a10, a11, a12, a13 = _fma4(a10, a11, a12, a13, window[xi + pixel_step],
                                            w_0, w_1, w_2, w_3)
@@ -92,28 +91,12 @@ def _block(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, sums, s0
                                            w_0, w_1, w_2, w_3)
                 xi += U(1)
                 wi += U(OUTPUT_CHUNK)
-    _store4(sums, s0, a00, a01, a02, a03)
-    _store4(sums, s0 + U(64), a10, a11, a12, a13)
-    _store4(sums, s0 + U(128), a20, a21, a22, a23)
-    _store4(sums, s0 + U(192), a30, a31, a32, a33)
-    _store4(sums, s0 + U(256), a40, a41, a42, a43)
-    _store4(sums, s0 + U(320), a50, a51, a52, a53)
-
-
-@inlined
-def _load4(sums, at):
-    """One pixel's 64 sums as four vectors."""
-    return (load16(sums, at), load16(sums, at + U(16)), load16(sums, at + U(32)),
-            load16(sums, at + U(48)))
-
-
-@inlined
-def _store4(sums, at, a0, a1, a2, a3):
-    """Store one pixel's 64 sums."""
-    store16(sums, at, a0)
-    store16(sums, at + U(16), a1)
-    store16(sums, at + U(32), a2)
-    store16(sums, at + U(48), a3)
+    store4(sums, s0, U(LANES), a00, a01, a02, a03)
+    store4(sums, s0 + U(64), U(LANES), a10, a11, a12, a13)
+    store4(sums, s0 + U(128), U(LANES), a20, a21, a22, a23)
+    store4(sums, s0 + U(192), U(LANES), a30, a31, a32, a33)
+    store4(sums, s0 + U(256), U(LANES), a40, a41, a42, a43)
+    store4(sums, s0 + U(320), U(LANES), a50, a51, a52, a53)
 
 
 @inlined

@@ -42,7 +42,7 @@ from numba.extending import overload
 
 from ._common import U
 from ._jit import inlined, jit
-from ._simd import LANES, fma16, load16, store16
+from ._simd import LANES, fma16, load4, load16, store16
 from ._vector_width import wide_vectors
 
 __all__ = ["DEPTHWISE_LANES", "DEPTHWISE_PIXELS", "OUTPUT_BLOCK", "PIXEL_BLOCK",
@@ -368,13 +368,6 @@ def _fma_block(acc, ws, xs):
 
 
 @inlined
-def _load4(array, at, step):
-    """Four vectors ``step`` elements apart from ``array[at]``."""
-    return (load16(array, at), load16(array, at + step), load16(array, at + U(2) * step),
-            load16(array, at + U(3) * step))
-
-
-@inlined
 def _pixels_vectors(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat, blk,
                     out_flat, o0, groups, per_group, c_out, cols):
     """:func:`_pixels` for float32 with ``L = 16``: the 16 sums are vectors in registers.
@@ -393,7 +386,7 @@ def _pixels_vectors(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bi
     for j0 in range(0, per_group, OUTPUT_BLOCK):
         for chunk in range(chunks):
             block = j0 // OUTPUT_BLOCK * chunks + chunk
-            b0, b1, b2, b3 = _load4(bias_flat, U(block * OUTPUT_BLOCK * LANES), step)
+            b0, b1, b2, b3 = load4(bias_flat, U(block * OUTPUT_BLOCK * LANES), step)
             acc = (b0, b1, b2, b3, b0, b1, b2, b3, b0, b1, b2, b3, b0, b1, b2, b3)
             w_chunk = U(block * c_group) * w_c
             x_chunk = s0 + U(chunk * c_group) * plane_step
@@ -404,8 +397,8 @@ def _pixels_vectors(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bi
                         x_tap = x_chunk + U(c) * plane_step + U(kh) * row_step
                         for kw in range(len(cols)):
                             k = kw0 + kw
-                            ws = _load4(w_flat, w_tap + U(k * OUTPUT_BLOCK * LANES), step)
-                            xs = _load4(window, x_tap + U(k * dw) * step, x_step)
+                            ws = load4(w_flat, w_tap + U(k * OUTPUT_BLOCK * LANES), step)
+                            xs = load4(window, x_tap + U(k * dw) * step, x_step)
                             acc = _fma_block(acc, ws, xs)
             for i in range(PIXEL_BLOCK * OUTPUT_BLOCK):
                 store16(blk, U(i * LANES), acc[i])

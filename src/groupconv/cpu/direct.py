@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import depthwise3x3_cl
 from ._common import kernel_bias, padded_input, rows_per_task, to_3d
 from .dense_cl import OUTPUT_CHUNK, channel_tile, dense_channels_last
 from .dense_cl import PIXEL_BLOCK as DENSE_PIXELS
@@ -125,7 +126,11 @@ def direct_arguments(spec):
     x5 = np.ascontiguousarray(x.reshape((x.shape[0],) + to_3d(x.shape[1:-1], 1) + x.shape[-1:]))
     c_group, per_group = weight.shape[1], c_out // groups
     unit_w = stride[2] == 1 and dilation[2] == 1
-    if c_group == 1 and per_group == 1 and planar and out_dims[2] >= PIXEL_BLOCK:
+    depthwise = c_group == 1 and per_group == 1 and planar
+    if depthwise and depthwise3x3_cl.applies(spec, x5, stride, dilation, pad_lo):
+        return depthwise3x3_cl.depthwise_3x3_channels_last, (
+            x5, _depthwise_weight(weight), bias), (stride, dilation, pad_lo)
+    if depthwise and out_dims[2] >= PIXEL_BLOCK:
         tiles = depthwise_tiles(kernel, spec.dtype)
         if (len(tiles[0]) == 1 and len(tiles[1]) > 1 and out_dims[2] >= DEPTHWISE_PIXELS
                 and unit_w):
@@ -135,10 +140,8 @@ def direct_arguments(spec):
                                                  lanes=DEPTHWISE_LANES)
             return depthwise_window_channels_last, (x5, *packed), (
                 stride, dilation, pad_lo, tiles[1], (0,) * lanes, rows)
-        # Depthwise with multiplier 1 on 1-D or 2-D data: (C, 1, 1, kh, kw) -> (1, kh, kw, C).
-        w_t = np.ascontiguousarray(weight[:, 0].transpose(1, 2, 3, 0))
-        return depthwise_channels_last, (x5, w_t, bias), (stride, dilation, pad_lo,
-                                                                  *tiles)
+        return depthwise_channels_last, (x5, _depthwise_weight(weight), bias), (
+            stride, dilation, pad_lo, *tiles)
     if dense_kernel_applies(spec):
         w4 = weight.reshape(weight.shape[:2] + kernel[1:])
         rows = _task_rows(spec, x5.shape[-1] * (out_dims[2] + kernel[2] - 1), stride, dilation)
@@ -166,6 +169,11 @@ def direct_arguments(spec):
             x5.reshape(x5.shape[:4] + (groups, c_group)).swapaxes(4, 5)
         ).reshape(x5.shape)
     return channels_last_by_group, (x5, w_t, bias_t), after
+
+
+def _depthwise_weight(weight):
+    """A depthwise weight with multiplier 1, ``(C, 1, 1, kh, kw)``, as ``(1, kh, kw, C)``."""
+    return np.ascontiguousarray(weight[:, 0].transpose(1, 2, 3, 0))
 
 
 def _window_inputs(spec, weight, bias, block, stride, dilation, lanes=None):

@@ -1,0 +1,220 @@
+"""Depthwise 3x3 convolution, channels_last, float32, multiplier 1: sums and inputs in registers.
+
+The layer of MobileNet and EfficientNet. A task owns two adjacent output
+rows of one image, cut into blocks of :data:`COLUMN_BLOCK` interior
+columns. For each block and each chunk of 16 channels (one vector; the
+last chunk overlaps its neighbour rather than leaving a remainder) the nine
+weight vectors sit in registers while the kernel walks the block's columns
+of both rows: the input rows the two output rows share are loaded once,
+and input columns slide through registers from one output column to the
+next (1 new column per step at stride 1, 2 at stride 2), so an output
+vector costs 9 FMAs and 2-3 loads. The layer streams from the last-level
+cache; short blocks keep each walk's input and output consecutive in
+memory, for the hardware prefetchers.
+
+Border pixels and border rows take :func:`.depthwise_cl.pixel_taps`, whose
+sums are the same expressions in the same tap order (bias, then the taps in
+(kh, kw) order, one FMA each), so every output value is bit for bit the one
+:func:`.depthwise_cl.depthwise_channels_last` computes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._common import U, interior_columns
+from ._jit import inlined, jit
+from ._simd import LANES, fma16, load16, store16
+from ._vector_width import wide_vectors
+from .depthwise_cl import pixel_taps
+
+__all__ = ["applies", "depthwise_3x3_channels_last"]
+
+#: Output columns per walk: a block's input and output pixels are consecutive
+#: in memory for all its chunks of channels, which the hardware prefetchers
+#: follow (measured, dw3x3_mbv2_56: 4 columns 1.00-1.15 ms, 8 columns
+#: 1.24-1.34, a whole row per chunk 1.26; 2 or 3 columns no better than 4).
+COLUMN_BLOCK = 4
+
+
+def _interior_count(size_in, size_out, stride, dilation, pad):
+    """How many outputs along one axis have all 3 taps inside the input."""
+    lo = -(-pad // stride)
+    hi = min((size_in - 1 + pad - 2 * dilation) // stride + 1, size_out)
+    return max(hi - lo, 0)
+
+
+def applies(spec, x5, stride, dilation, pad) -> bool:
+    """Whether the depthwise spec (multiplier 1, 2-D, channels_last) runs on this kernel.
+
+    float32, a 3x3 kernel, at least 16 channels, unit strides and
+    dilations or a W stride of 2 and W dilation of 1, and at least one
+    interior column and two interior rows (outputs whose taps all lie
+    inside the input). ``x5`` is the kernel's input (padding modes
+    applied); ``stride``, ``dilation`` and ``pad`` (the zero padding before
+    each axis) are 3-tuples.
+    """
+    unit = stride[1:] == (1, 1) and dilation[1:] == (1, 1)
+    if (spec.dtype != np.dtype(np.float32) or tuple(spec.kernel_size) != (3, 3)
+            or spec.c_in < LANES or not (unit or stride[2] == 2) or dilation[2] != 1):
+        return False
+    (h_in, w_in), (h_out, w_out) = x5.shape[2:4], spec.out_spatial
+    return (_interior_count(w_in, w_out, stride[2], 1, pad[2]) >= 1
+            and _interior_count(h_in, h_out, stride[1], dilation[1], pad[1]) >= 2)
+
+
+@inlined
+def _pair(x_flat, s0, r_step, row_shift, sw, w_flat, c0, c, bias, out_flat, d0, d1, n_cols):
+    """Two output rows of one chunk of channels over ``n_cols`` interior columns.
+
+    ``s0`` is the first row's first input pixel (top-left tap of its first
+    column), ``r_step`` the distance between the input rows of one output
+    row's taps, ``row_shift`` that of the second output row's first input
+    row. With literal ``r_step``-multiples and ``sw`` LLVM sees which loads
+    coincide and loads them once.
+    """
+    w00 = load16(w_flat, c0)
+    w01 = load16(w_flat, c0 + c)
+    w02 = load16(w_flat, c0 + U(2) * c)
+    w10 = load16(w_flat, c0 + U(3) * c)
+    w11 = load16(w_flat, c0 + U(4) * c)
+    w12 = load16(w_flat, c0 + U(5) * c)
+    w20 = load16(w_flat, c0 + U(6) * c)
+    w21 = load16(w_flat, c0 + U(7) * c)
+    w22 = load16(w_flat, c0 + U(8) * c)
+    b = load16(bias, c0)
+    # First output row's input rows p0..p2, second's q0..q2.
+    p0 = s0 + c0
+    p1 = p0 + r_step
+    p2 = p1 + r_step
+    q0 = p0 + row_shift
+    q1 = q0 + r_step
+    q2 = q1 + r_step
+    col = U(sw) * c
+    # Column 0 of the window, and column 1 at unit stride.
+    pa0, pa1, pa2 = load16(x_flat, p0), load16(x_flat, p1), load16(x_flat, p2)
+    qa0, qa1, qa2 = load16(x_flat, q0), load16(x_flat, q1), load16(x_flat, q2)
+    pb0, pb1, pb2 = pa0, pa1, pa2
+    qb0, qb1, qb2 = qa0, qa1, qa2
+    if sw == 1:
+        pb0, pb1, pb2 = load16(x_flat, p0 + c), load16(x_flat, p1 + c), load16(x_flat, p2 + c)
+        qb0, qb1, qb2 = load16(x_flat, q0 + c), load16(x_flat, q1 + c), load16(x_flat, q2 + c)
+    for i in range(U(n_cols)):
+        at = i * col
+        if sw != 1:
+            # Stride 2: the middle column is new too; the left one is the last right one.
+            pb0 = load16(x_flat, p0 + at + c)
+            pb1 = load16(x_flat, p1 + at + c)
+            pb2 = load16(x_flat, p2 + at + c)
+            qb0 = load16(x_flat, q0 + at + c)
+            qb1 = load16(x_flat, q1 + at + c)
+            qb2 = load16(x_flat, q2 + at + c)
+        right = at + U(2) * c
+        pc0, pc1, pc2 = load16(x_flat, p0 + right), load16(x_flat, p1 + right), \
+            load16(x_flat, p2 + right)
+        qc0, qc1, qc2 = load16(x_flat, q0 + right), load16(x_flat, q1 + right), \
+            load16(x_flat, q2 + right)
+        u = fma16(w00, pa0, b)
+        v = fma16(w00, qa0, b)
+        u = fma16(w01, pb0, u)
+        v = fma16(w01, qb0, v)
+        u = fma16(w02, pc0, u)
+        v = fma16(w02, qc0, v)
+        u = fma16(w10, pa1, u)
+        v = fma16(w10, qa1, v)
+        u = fma16(w11, pb1, u)
+        v = fma16(w11, qb1, v)
+        u = fma16(w12, pc1, u)
+        v = fma16(w12, qc1, v)
+        u = fma16(w20, pa2, u)
+        v = fma16(w20, qa2, v)
+        u = fma16(w21, pb2, u)
+        v = fma16(w21, qb2, v)
+        u = fma16(w22, pc2, u)
+        v = fma16(w22, qc2, v)
+        store16(out_flat, d0 + c0 + i * c, u)
+        store16(out_flat, d1 + c0 + i * c, v)
+        if sw == 1:
+            pa0, pa1, pa2, qa0, qa1, qa2 = pb0, pb1, pb2, qb0, qb1, qb2
+            pb0, pb1, pb2, qb0, qb1, qb2 = pc0, pc1, pc2, qc0, qc1, qc2
+        else:
+            pa0, pa1, pa2, qa0, qa1, qa2 = pc0, pc1, pc2, qc0, qc1, qc2
+
+
+@inlined
+def _interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, out_dims):
+    """The interior columns of output rows ``oh`` and ``oh + 1`` of image ``n``, every channel.
+
+    ``geometry`` is ``(sh, dh, sw, ph, pw)``, ``out_dims`` ``(H_out, W_out,
+    ow_lo, ow_hi)``.
+    """
+    h_in, w_in, channels = x_dims[0], x_dims[1], x_dims[2]
+    sh, dh, sw, ph, pw = geometry
+    h_out, w_out, ow_lo, ow_hi = out_dims
+    c = U(channels)
+    chunks = (channels + LANES - 1) // LANES
+    row_values = U(w_in) * c
+    out_row = U(w_out) * c
+    top = oh * sh - ph
+    s0 = U(((n * h_in + top) * w_in + ow_lo * sw - pw) * channels)
+    d0 = U((n * h_out + oh) * w_out + ow_lo) * c
+    for first in range(0, ow_hi - ow_lo, COLUMN_BLOCK):
+        cols = min(COLUMN_BLOCK, ow_hi - ow_lo - first)
+        s_block = s0 + U(first * sw) * c
+        d_block = d0 + U(first) * c
+        for chunk in range(chunks):
+            # The last chunk overlaps its neighbour (same values, stored twice).
+            c0 = U(min(chunk * LANES, channels - LANES))
+            if sw == 1:
+                # Literal steps (applies() admits only unit H steps with unit
+                # W steps): the rows the two output rows share are loaded once.
+                _pair(x_flat, s_block, row_values, row_values, 1, w_flat, c0, c, bias, out_flat,
+                      d_block, d_block + out_row, cols)
+            else:
+                _pair(x_flat, s_block, U(dh) * row_values, U(sh) * row_values, 2, w_flat, c0, c,
+                      bias, out_flat, d_block, d_block + out_row, cols)
+
+
+@jit(parallel=True)
+def depthwise_3x3_channels_last(x, w_t, bias, out, stride, dilation, pad):
+    """Depthwise 3x3 convolution with multiplier 1 of 2-D channels_last float32 data.
+
+    ``x`` is ``(N, 1, H, W, C)``, ``w_t`` is ``(1, 3, 3, C)``, ``bias``
+    ``(C,)`` and ``out`` ``(N, 1, H_out, W_out, C)``; ``stride``,
+    ``dilation`` and ``pad`` are 3-tuples (the first entry unused). Needs
+    what :func:`applies` checks.
+    """
+    n_batch, _, h_in, w_in, channels = x.shape
+    h_out, w_out = out.shape[2], out.shape[3]
+    sh, sw, dh = stride[1], stride[2], dilation[1]
+    ph, pw = pad[1], pad[2]
+    x_flat, w_flat, out_flat = x.reshape(-1), w_t.reshape(-1), out.reshape(-1)
+    c = U(channels)
+    oh_lo, oh_hi = interior_columns(3, sh, dh, ph, h_in, h_out)
+    ow_lo, ow_hi = interior_columns(3, sw, 1, pw, w_in, w_out)
+    x_dims = (h_in, w_in, channels, 3, 3)
+    geometry = (sh, dh, sw, ph, pw)
+    out_dims = (h_out, w_out, ow_lo, ow_hi)
+    pairs = (oh_hi - oh_lo) // 2
+    odd = (oh_hi - oh_lo) % 2
+    for task in prange(n_batch * pairs):
+        wide_vectors()
+        n = task // pairs
+        p = task % pairs
+        oh = oh_lo + 2 * p
+        last = p == pairs - 1
+        # An odd last interior row: a second pair, overlapping this task's second row.
+        for second in range(1 + (odd if last else 0)):
+            _interior_pair(x_flat, x_dims, n, oh + second, geometry, w_flat, bias, out_flat,
+                           out_dims)
+        # Border pixels of this task's rows; the image's first task also takes
+        # the border rows above, its last one those below.
+        for row in range(0 if p == 0 else oh, h_out if last else oh + 2):
+            interior = row >= oh_lo and row < oh_hi
+            top = row * sh - ph
+            d_row = U((n * h_out + row) * w_out) * c
+            for ow in range(w_out):
+                if not interior or ow < ow_lo or ow >= ow_hi:
+                    pixel_taps(x_flat, x_dims, n, top, ow * sw - pw, dh, 1, w_flat, bias,
+                               out_flat, d_row + U(ow) * c)

@@ -4,7 +4,7 @@ import numba
 import numpy as np
 import pytest
 
-from groupconv.cpu._simd import LANES, fma16, load16, splat16, store16
+from groupconv.cpu._simd import LANES, fma16, load16, splat16, store16, store16_first
 
 
 @numba.njit(cache=True)
@@ -42,3 +42,27 @@ def test_unaligned_offsets_and_the_array_end(rng):
 def test_out_of_bounds_vector_access_raises():
     with pytest.raises(IndexError):
         _copy_block(np.zeros(LANES, np.float32), np.zeros(LANES + 3, np.float32), 4)
+
+
+@numba.njit(cache=True)
+def _copy_first(src, dst, at, count):
+    store16_first(dst, at, load16(src, 0), count)
+
+
+@pytest.mark.parametrize("count", [1, 7, 15, 16])
+def test_masked_store_writes_only_the_first_lanes(rng, count):
+    src = rng.standard_normal(LANES).astype(np.float32)
+    dst = np.full(2 + count + 5, -1.0, np.float32)
+    _copy_first(src, dst, 2, count)
+    np.testing.assert_array_equal(dst[2:2 + count], src[:count])
+    assert (dst[:2] == -1).all() and (dst[2 + count:] == -1).all()
+    # Ending exactly at the end of the array.
+    tail = np.full(count, -1.0, np.float32)
+    _copy_first(src, tail, 0, count)
+    np.testing.assert_array_equal(tail, src[:count])
+
+
+@pytest.mark.skipif(not numba.config.BOUNDSCHECK, reason="checked only under NUMBA_BOUNDSCHECK=1")
+def test_out_of_bounds_masked_store_raises():
+    with pytest.raises(IndexError):
+        _copy_first(np.zeros(LANES, np.float32), np.zeros(8, np.float32), 2, 7)

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 
 from ._spec import ConvSpec, SeparableSpec
-from .cpu.direct import conv_direct, dense_kernel_applies
+from .cpu.direct import conv_direct, register_kernel_applies
 from .cpu.gemm import conv_gemm
 from .cpu.separable import conv_separable
 
@@ -22,8 +22,9 @@ _CPU_ALGORITHMS = {"direct": conv_direct, "gemm": conv_gemm}
 # The GEMM path wins once each output reads many inputs and each group has
 # enough outputs to fill a matrix product (measured: pointwise layers, and
 # dense layers in channels_first); depthwise and small groups stay direct,
-# and so do the channels_last layers the register micro-kernel takes
-# (measured faster than the BLAS products on dense and 2-group 3x3 layers).
+# and so do the channels_last layers the register micro-kernels take
+# (measured faster than the BLAS products on dense and 2-group 3x3 layers
+# and on pointwise layers with few outputs).
 _GEMM_MIN_REDUCTION = 64
 _GEMM_MIN_GROUP_OUTPUTS = 16
 
@@ -35,7 +36,7 @@ def choose_algorithm(spec: ConvSpec) -> str:
     reduction = spec.weight.shape[1] * math.prod(spec.kernel_size)
     per_group = spec.c_out // spec.groups
     if (reduction >= _GEMM_MIN_REDUCTION and per_group >= _GEMM_MIN_GROUP_OUTPUTS
-            and not dense_kernel_applies(spec)):
+            and not register_kernel_applies(spec)):
         return "gemm"
     return "direct"
 

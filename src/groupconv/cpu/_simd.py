@@ -22,7 +22,8 @@ from numba.extending import intrinsic, models, register_model
 from ._common import U
 from ._jit import inlined
 
-__all__ = ["LANES", "fma16", "load4", "load16", "splat16", "store4", "store16", "vector16"]
+__all__ = ["LANES", "fma16", "load4", "load16", "splat16", "store4", "store16", "store16_first",
+           "vector16"]
 
 #: Lanes of one vector.
 LANES = 16
@@ -49,18 +50,20 @@ def _is_float32_array(array):
     return isinstance(array, types.Array) and array.dtype == types.float32
 
 
-def _vector_pointer(context, builder, array_type, offset_type, array, offset):
+def _vector_pointer(context, builder, array_type, offset_type, array, offset, count=None):
     """The address of ``array.flat[offset]`` as a vector pointer.
 
-    Under ``NUMBA_BOUNDSCHECK=1`` the first and last of the 16 elements are
-    checked like any indexed access (an ``IndexError`` from the kernel).
+    Under ``NUMBA_BOUNDSCHECK=1`` the first and the last of the 16 elements
+    (of the first ``count``, an ``intp`` value, when given) are checked like
+    any indexed access (an ``IndexError`` from the kernel).
     """
     view = context.make_array(array_type)(context, builder, array)
     offset = context.cast(builder, offset, offset_type, types.intp)
     if config.BOUNDSCHECK:
         size = view.nitems
         cgutils.do_boundscheck(context, builder, offset, size)
-        last = builder.add(offset, ir.Constant(offset.type, LANES - 1))
+        extent = ir.Constant(offset.type, LANES) if count is None else count
+        last = builder.sub(builder.add(offset, extent), ir.Constant(offset.type, 1))
         cgutils.do_boundscheck(context, builder, last, size)
     return builder.bitcast(builder.gep(view.data, [offset]), _VECTOR.as_pointer())
 
@@ -91,6 +94,38 @@ def store16(typingctx, array, offset, value):
         return context.get_dummy_value()
 
     return types.void(array, offset, value), codegen
+
+
+@intrinsic
+def store16_first(typingctx, array, offset, value, count):
+    """``array[offset : offset + count] = value[:count]`` for ``1 <= count <= 16``.
+
+    A masked store (``llvm.masked.store``: one instruction with AVX-512):
+    the lanes from ``count`` on are not written, so a vector can end a row
+    whose length is not a multiple of 16.
+    """
+    if (not _is_float32_array(array) or not isinstance(offset, types.Integer)
+            or value != vector16 or not isinstance(count, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        count = context.cast(builder, args[3], signature.args[3], types.intp)
+        pointer = _vector_pointer(context, builder, *signature.args[:2], *args[:2], count=count)
+        lanes = ir.Constant(ir.VectorType(count.type, LANES), list(range(LANES)))
+        bound = builder.shuffle_vector(
+            builder.insert_element(ir.Constant(ir.VectorType(count.type, LANES), ir.Undefined),
+                                   count, ir.Constant(ir.IntType(32), 0)),
+            ir.Constant(ir.VectorType(count.type, LANES), ir.Undefined),
+            ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+        mask = builder.icmp_signed("<", lanes, bound)
+        function_type = ir.FunctionType(ir.VoidType(), [_VECTOR, pointer.type, ir.IntType(32),
+                                                        mask.type])
+        store = cgutils.get_or_insert_function(builder.module, function_type,
+                                               f"llvm.masked.store.v{LANES}f32.p0")
+        builder.call(store, [args[2], pointer, ir.Constant(ir.IntType(32), 4), mask])
+        return context.get_dummy_value()
+
+    return types.void(array, offset, value, count), codegen
 
 
 @intrinsic

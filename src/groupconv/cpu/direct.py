@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import depthwise3x3_cl
+from . import depthwise3x3_cl, pointwise_cl
 from ._common import kernel_bias, padded_input, rows_per_task, to_3d
 from .dense_cl import OUTPUT_CHUNK, channel_tile, dense_channels_last
 from .dense_cl import PIXEL_BLOCK as DENSE_PIXELS
@@ -38,6 +38,7 @@ __all__ = [
     "WINDOW_BYTES",
     "conv_direct",
     "dense_kernel_applies",
+    "register_kernel_applies",
     "direct_arguments",
     "output_5d",
     "unroll_arguments",
@@ -78,6 +79,12 @@ def depthwise_tiles(kernel, dtype):
     if kh * kw > _MAX_FULLY_UNROLLED_TAPS:
         return (0,), (0,) * kw
     return (0,) * kh, (0,) * kw
+
+
+def register_kernel_applies(spec) -> bool:
+    """Whether ``spec`` (dense or few groups) runs on a channels_last register micro-kernel:
+    :func:`dense_kernel_applies` or :func:`.pointwise_cl.applies`."""
+    return dense_kernel_applies(spec) or pointwise_cl.applies(spec)
 
 
 def dense_kernel_applies(spec) -> bool:
@@ -142,6 +149,10 @@ def direct_arguments(spec):
                 stride, dilation, pad_lo, tiles[1], (0,) * lanes, rows)
         return depthwise_channels_last, (x5, _depthwise_weight(weight), bias), (
             stride, dilation, pad_lo, *tiles)
+    if pointwise_cl.applies(spec):
+        return pointwise_cl.pointwise_channels_last, (
+            x5, pointwise_cl.pack_weight(weight.reshape(c_out, -1)),
+            pointwise_cl.pack_bias(bias)), (pointwise_cl.blocks_per_task(x5.size // c_group),)
     if dense_kernel_applies(spec):
         w4 = weight.reshape(weight.shape[:2] + kernel[1:])
         rows = _task_rows(spec, x5.shape[-1] * (out_dims[2] + kernel[2] - 1), stride, dilation)

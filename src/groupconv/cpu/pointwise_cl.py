@@ -1,0 +1,181 @@
+"""Pointwise (1x1) convolution, channels_last, float32, few outputs: a register micro-kernel.
+
+A 1x1 convolution with unit stride and no padding is a matrix product of
+the ``(pixels, C_in)`` input with the ``(C_in, C_out)`` weight, the pixels
+consecutive in memory across rows and images. BLAS is slow when ``C_out``
+is small (MobileNet's 144 -> 24 projections: a product 24 columns wide);
+here a block of :data:`PIXEL_BLOCK` pixels times :data:`OUTPUT_PASS`
+outputs keeps its 24 sums in vector registers (:mod:`._simd`) across every
+input channel: per channel, 2 weight vectors and 12 broadcast inputs feed
+24 multiply-adds. The weight is zero-padded to whole passes of 32 outputs;
+the stores write only the real outputs (masked stores) and the real
+pixels, so a block may end a row or the data and nothing is written twice.
+
+:func:`block` is also the pointwise step of the fused separable kernel
+(:mod:`.separable`), reading its depthwise tile.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._common import U, rows_per_task
+from ._jit import inlined, jit
+from ._simd import LANES, fma16, load16, splat16, store16, store16_first
+from ._vector_width import wide_vectors
+
+__all__ = ["OUTPUT_PASS", "PIXEL_BLOCK", "applies", "block", "blocks_per_task", "pack_bias",
+           "pack_weight", "pointwise_channels_last"]
+
+#: Outputs of one pass: 2 vectors.
+OUTPUT_PASS = 2 * LANES
+#: Pixels of one block (12 x 2 sums + 2 weights + 1 broadcast: 27 registers).
+PIXEL_BLOCK = 12
+#: Largest weight (C_in x C_out values) taken; larger products go to BLAS,
+#: which tiles them for the caches.
+MAX_WEIGHT_VALUES = 2**17
+#: Pixel blocks per task, at most (tasks are many and short, for balance).
+TASK_BLOCKS = 64
+
+
+def applies(spec) -> bool:
+    """Whether ``spec`` runs on :func:`pointwise_channels_last`.
+
+    channels_last float32, one group, a 1x1 kernel with unit stride and no
+    padding, ``C_out`` not a multiple of 64 (those take the 64-output
+    micro-kernel of :mod:`.dense_cl`) and a weight of at most
+    :data:`MAX_WEIGHT_VALUES` values.
+    """
+    rank = spec.rank
+    return (spec.layout == "channels_last" and spec.dtype == np.dtype(np.float32)
+            and spec.groups == 1 and tuple(spec.kernel_size) == (1,) * rank
+            and tuple(spec.stride) == (1,) * rank
+            and all(lo == 0 and hi == 0 for lo, hi in spec.padding)
+            and spec.c_out % 64 != 0 and spec.c_in * spec.c_out <= MAX_WEIGHT_VALUES)
+
+
+def blocks_per_task(pixels: int) -> int:
+    """The ``blocks_per_task`` argument for ``pixels`` pixels."""
+    return rows_per_task(-(-pixels // PIXEL_BLOCK), TASK_BLOCKS)
+
+
+def pack_weight(weight: np.ndarray) -> np.ndarray:
+    """``(C_out, C_in)`` -> ``(passes, C_in, 32)``, the outputs zero-padded to whole passes."""
+    c_out, c_in = weight.shape
+    passes = -(-c_out // OUTPUT_PASS)
+    packed = np.zeros((passes * OUTPUT_PASS, c_in), dtype=weight.dtype)
+    packed[:c_out] = weight
+    return np.ascontiguousarray(packed.reshape(passes, OUTPUT_PASS, c_in).transpose(0, 2, 1))
+
+
+def pack_bias(bias: np.ndarray) -> np.ndarray:
+    """``(C_out,)`` zero-padded to whole passes of 32."""
+    padded = np.zeros(-(-bias.size // OUTPUT_PASS) * OUTPUT_PASS, dtype=bias.dtype)
+    padded[:bias.size] = bias
+    return padded
+
+
+@inlined
+def _fma2(lo, hi, value, w_lo, w_hi):
+    x = splat16(value)
+    return fma16(x, w_lo, lo), fma16(x, w_hi, hi)
+
+
+@inlined
+def _store2(dst, at, lo, hi, outputs):
+    """A pixel's ``outputs`` (1..32) sums: ``lo`` holds the first 16, ``hi`` the rest."""
+    if outputs >= LANES:
+        store16(dst, at, lo)
+        if outputs > LANES:
+            store16_first(dst, at + U(LANES), hi, outputs - LANES)
+    else:
+        store16_first(dst, at, lo, outputs)
+
+
+@inlined
+def block(src, s0, pixel_step, pixels, channels, w_flat, w0, b_flat, b0, dst, d0, out_step,
+          outputs):
+    """``dst[d0 + p*out_step + o] = bias[b0 + o] + sum_k src[s0 + p*pixel_step + k] * w[k, o]``.
+
+    For the block's first ``pixels`` (1..12) pixels and ``outputs`` (1..32)
+    outputs; ``w[k, o]`` is ``w_flat[w0 + k*32 + o]``, ``channels`` the
+    ``k`` summed, in order, one FMA each after the bias. Pixels past
+    ``pixels`` read the last real pixel and store nothing.
+    """
+    last = U(pixels - 1)
+    s = (s0, s0 + min(U(1), last) * pixel_step, s0 + min(U(2), last) * pixel_step,
+         s0 + min(U(3), last) * pixel_step, s0 + min(U(4), last) * pixel_step,
+         s0 + min(U(5), last) * pixel_step, s0 + min(U(6), last) * pixel_step,
+         s0 + min(U(7), last) * pixel_step, s0 + min(U(8), last) * pixel_step,
+         s0 + min(U(9), last) * pixel_step, s0 + min(U(10), last) * pixel_step,
+         s0 + min(U(11), last) * pixel_step)
+    s_0, s_1, s_2, s_3, s_4, s_5, s_6, s_7, s_8, s_9, s_10, s_11 = s
+    l0 = l1 = l2 = l3 = l4 = l5 = l6 = l7 = l8 = l9 = l10 = l11 = load16(b_flat, b0)
+    h0 = h1 = h2 = h3 = h4 = h5 = h6 = h7 = h8 = h9 = h10 = h11 = load16(b_flat, b0 + U(LANES))
+    for k in range(U(channels)):
+        w_lo = load16(w_flat, w0 + k * U(OUTPUT_PASS))
+        w_hi = load16(w_flat, w0 + k * U(OUTPUT_PASS) + U(LANES))
+        l0, h0 = _fma2(l0, h0, src[s_0 + k], w_lo, w_hi)
+        l1, h1 = _fma2(l1, h1, src[s_1 + k], w_lo, w_hi)
+        l2, h2 = _fma2(l2, h2, src[s_2 + k], w_lo, w_hi)
+        l3, h3 = _fma2(l3, h3, src[s_3 + k], w_lo, w_hi)
+        l4, h4 = _fma2(l4, h4, src[s_4 + k], w_lo, w_hi)
+        l5, h5 = _fma2(l5, h5, src[s_5 + k], w_lo, w_hi)
+        l6, h6 = _fma2(l6, h6, src[s_6 + k], w_lo, w_hi)
+        l7, h7 = _fma2(l7, h7, src[s_7 + k], w_lo, w_hi)
+        l8, h8 = _fma2(l8, h8, src[s_8 + k], w_lo, w_hi)
+        l9, h9 = _fma2(l9, h9, src[s_9 + k], w_lo, w_hi)
+        l10, h10 = _fma2(l10, h10, src[s_10 + k], w_lo, w_hi)
+        l11, h11 = _fma2(l11, h11, src[s_11 + k], w_lo, w_hi)
+    _store2(dst, d0, l0, h0, outputs)
+    if pixels > 1:
+        _store2(dst, d0 + out_step, l1, h1, outputs)
+    if pixels > 2:
+        _store2(dst, d0 + U(2) * out_step, l2, h2, outputs)
+    if pixels > 3:
+        _store2(dst, d0 + U(3) * out_step, l3, h3, outputs)
+    if pixels > 4:
+        _store2(dst, d0 + U(4) * out_step, l4, h4, outputs)
+    if pixels > 5:
+        _store2(dst, d0 + U(5) * out_step, l5, h5, outputs)
+    if pixels > 6:
+        _store2(dst, d0 + U(6) * out_step, l6, h6, outputs)
+    if pixels > 7:
+        _store2(dst, d0 + U(7) * out_step, l7, h7, outputs)
+    if pixels > 8:
+        _store2(dst, d0 + U(8) * out_step, l8, h8, outputs)
+    if pixels > 9:
+        _store2(dst, d0 + U(9) * out_step, l9, h9, outputs)
+    if pixels > 10:
+        _store2(dst, d0 + U(10) * out_step, l10, h10, outputs)
+    if pixels > 11:
+        _store2(dst, d0 + U(11) * out_step, l11, h11, outputs)
+
+
+@jit(parallel=True)
+def pointwise_channels_last(x, w_packed, b_packed, out, blocks_per_task):
+    """``out = x @ W + bias`` over the last axis: ``x`` is ``(..., C_in)``, ``out`` ``(...,
+    C_out)``, both C-contiguous with the same pixels.
+
+    ``w_packed`` and ``b_packed`` come from :func:`pack_weight` and
+    :func:`pack_bias`. A task owns ``blocks_per_task`` consecutive blocks of
+    pixels, each through every pass of 32 outputs (the block's inputs stay
+    in L1 between passes).
+    """
+    channels, c_out = x.shape[-1], out.shape[-1]
+    pixels = x.size // channels
+    passes = w_packed.shape[0]
+    x_flat, w_flat, out_flat = x.reshape(-1), w_packed.reshape(-1), out.reshape(-1)
+    n_blocks = (pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK
+    tasks = (n_blocks + blocks_per_task - 1) // blocks_per_task
+    for task in prange(tasks):
+        wide_vectors()
+        for b in range(task * blocks_per_task, min((task + 1) * blocks_per_task, n_blocks)):
+            p0 = b * PIXEL_BLOCK
+            count = min(PIXEL_BLOCK, pixels - p0)
+            for o_pass in range(passes):
+                o0 = o_pass * OUTPUT_PASS
+                block(x_flat, U(p0 * channels), U(channels), count, channels, w_flat,
+                      U(o0 * channels), b_packed, U(o0), out_flat, U(p0 * c_out + o0),
+                      U(c_out), min(OUTPUT_PASS, c_out - o0))

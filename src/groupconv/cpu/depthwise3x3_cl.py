@@ -29,7 +29,8 @@ from ._simd import LANES, fma16, load16, store16
 from ._vector_width import wide_vectors
 from .depthwise_cl import pixel_taps
 
-__all__ = ["applies", "depthwise_3x3_channels_last"]
+__all__ = ["COLUMN_BLOCK", "applies", "border_pixels", "depthwise_3x3_channels_last",
+           "interior_pair", "interior_rows", "task_unit", "task_units"]
 
 #: Output columns per walk: a block's input and output pixels are consecutive
 #: in memory for all its chunks of channels, which the hardware prefetchers
@@ -143,22 +144,20 @@ def _pair(x_flat, s0, r_step, row_shift, sw, w_flat, c0, c, bias, out_flat, d0, 
 
 
 @inlined
-def _interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, out_dims):
+def interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_pitch, ow_lo,
+                  ow_hi):
     """The interior columns of output rows ``oh`` and ``oh + 1`` of image ``n``, every channel.
 
-    ``geometry`` is ``(sh, dh, sw, ph, pw)``, ``out_dims`` ``(H_out, W_out,
-    ow_lo, ow_hi)``.
+    Row ``oh``'s pixel 0 goes to ``dst[d_row]``, row ``oh + 1``'s to
+    ``dst[d_row + d_pitch]``; ``geometry`` is ``(sh, dh, sw, ph, pw)``.
     """
     h_in, w_in, channels = x_dims[0], x_dims[1], x_dims[2]
     sh, dh, sw, ph, pw = geometry
-    h_out, w_out, ow_lo, ow_hi = out_dims
     c = U(channels)
     chunks = (channels + LANES - 1) // LANES
     row_values = U(w_in) * c
-    out_row = U(w_out) * c
-    top = oh * sh - ph
-    s0 = U(((n * h_in + top) * w_in + ow_lo * sw - pw) * channels)
-    d0 = U((n * h_out + oh) * w_out + ow_lo) * c
+    s0 = U(((n * h_in + oh * sh - ph) * w_in + ow_lo * sw - pw) * channels)
+    d0 = d_row + U(ow_lo) * c
     for first in range(0, ow_hi - ow_lo, COLUMN_BLOCK):
         cols = min(COLUMN_BLOCK, ow_hi - ow_lo - first)
         s_block = s0 + U(first * sw) * c
@@ -169,11 +168,58 @@ def _interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, out_
             if sw == 1:
                 # Literal steps (applies() admits only unit H steps with unit
                 # W steps): the rows the two output rows share are loaded once.
-                _pair(x_flat, s_block, row_values, row_values, 1, w_flat, c0, c, bias, out_flat,
-                      d_block, d_block + out_row, cols)
+                _pair(x_flat, s_block, row_values, row_values, 1, w_flat, c0, c, bias, dst,
+                      d_block, d_block + d_pitch, cols)
             else:
                 _pair(x_flat, s_block, U(dh) * row_values, U(sh) * row_values, 2, w_flat, c0, c,
-                      bias, out_flat, d_block, d_block + out_row, cols)
+                      bias, dst, d_block, d_block + d_pitch, cols)
+
+
+@inlined
+def border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, w_out, lo, hi):
+    """The pixels of output row ``oh`` outside columns ``[lo, hi)`` (all: ``lo == hi``), to
+    ``dst[d_row:]``, through :func:`.depthwise_cl.pixel_taps`."""
+    sh, dh, sw, ph, pw = geometry
+    c = U(x_dims[2])
+    for ow in range(w_out):
+        if ow < lo or ow >= hi:
+            pixel_taps(x_flat, x_dims, n, oh * sh - ph, ow * sw - pw, dh, 1, w_flat, bias, dst,
+                       d_row + U(ow) * c)
+
+
+@inlined
+def task_units(task, pairs, odd, oh_lo, oh_hi, h_out):
+    """How many units of rows task ``task`` (of an image's ``pairs``) computes.
+
+    A unit is an interior pair or one border row: the task's pair; the
+    image's first task also takes the border rows above, its last one an
+    odd last interior row (as a pair overlapping its own second row) and
+    the border rows below.
+    """
+    count = 1 + (oh_lo if task == 0 else 0)
+    if task == pairs - 1:
+        count += odd + h_out - oh_hi
+    return count
+
+
+@inlined
+def task_unit(task, unit, pairs, odd, oh_lo, oh_hi):
+    """Unit ``unit`` of task ``task`` (see :func:`task_units`): ``(first row, is a pair)``."""
+    above = oh_lo if task == 0 else 0
+    if unit < above:
+        return unit, False
+    if unit == above:
+        return oh_lo + 2 * task, True
+    if odd == 1 and unit == above + 1:
+        return oh_hi - 2, True
+    return oh_hi + unit - above - 1 - odd, False
+
+
+@inlined
+def interior_rows(h_in, h_out, stride, dilation, pad):
+    """``(oh_lo, oh_hi, pairs, odd)``: the interior output rows, and their pairs."""
+    oh_lo, oh_hi = interior_columns(3, stride[1], dilation[1], pad[1], h_in, h_out)
+    return oh_lo, oh_hi, (oh_hi - oh_lo) // 2, (oh_hi - oh_lo) % 2
 
 
 @jit(parallel=True)
@@ -187,34 +233,27 @@ def depthwise_3x3_channels_last(x, w_t, bias, out, stride, dilation, pad):
     """
     n_batch, _, h_in, w_in, channels = x.shape
     h_out, w_out = out.shape[2], out.shape[3]
-    sh, sw, dh = stride[1], stride[2], dilation[1]
-    ph, pw = pad[1], pad[2]
     x_flat, w_flat, out_flat = x.reshape(-1), w_t.reshape(-1), out.reshape(-1)
     c = U(channels)
-    oh_lo, oh_hi = interior_columns(3, sh, dh, ph, h_in, h_out)
-    ow_lo, ow_hi = interior_columns(3, sw, 1, pw, w_in, w_out)
+    oh_lo, oh_hi, pairs, odd = interior_rows(h_in, h_out, stride, dilation, pad)
+    ow_lo, ow_hi = interior_columns(3, stride[2], 1, pad[2], w_in, w_out)
     x_dims = (h_in, w_in, channels, 3, 3)
-    geometry = (sh, dh, sw, ph, pw)
-    out_dims = (h_out, w_out, ow_lo, ow_hi)
-    pairs = (oh_hi - oh_lo) // 2
-    odd = (oh_hi - oh_lo) % 2
+    geometry = (stride[1], dilation[1], stride[2], pad[1], pad[2])
+    out_row = U(w_out) * c
     for task in prange(n_batch * pairs):
         wide_vectors()
         n = task // pairs
         p = task % pairs
-        oh = oh_lo + 2 * p
-        last = p == pairs - 1
-        # An odd last interior row: a second pair, overlapping this task's second row.
-        for second in range(1 + (odd if last else 0)):
-            _interior_pair(x_flat, x_dims, n, oh + second, geometry, w_flat, bias, out_flat,
-                           out_dims)
-        # Border pixels of this task's rows; the image's first task also takes
-        # the border rows above, its last one those below.
-        for row in range(0 if p == 0 else oh, h_out if last else oh + 2):
-            interior = row >= oh_lo and row < oh_hi
-            top = row * sh - ph
-            d_row = U((n * h_out + row) * w_out) * c
-            for ow in range(w_out):
-                if not interior or ow < ow_lo or ow >= ow_hi:
-                    pixel_taps(x_flat, x_dims, n, top, ow * sw - pw, dh, 1, w_flat, bias,
-                               out_flat, d_row + U(ow) * c)
+        for unit in range(task_units(p, pairs, odd, oh_lo, oh_hi, h_out)):
+            oh, pair = task_unit(p, unit, pairs, odd, oh_lo, oh_hi)
+            d_row = U(n * h_out + oh) * out_row
+            if pair:
+                interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, d_row,
+                              out_row, ow_lo, ow_hi)
+                border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, d_row,
+                              w_out, ow_lo, ow_hi)
+                border_pixels(x_flat, x_dims, n, oh + 1, geometry, w_flat, bias, out_flat,
+                              d_row + out_row, w_out, ow_lo, ow_hi)
+            else:
+                border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, d_row,
+                              w_out, 0, 0)

@@ -10,6 +10,7 @@ import numba
 import numpy as np
 
 from ._spec import ConvSpec, SeparableSpec
+from .cpu._common import aligned_empty
 from .cpu.direct import conv_direct, register_kernel_applies
 from .cpu.gemm import conv_gemm
 from .cpu.separable import conv_separable
@@ -82,14 +83,15 @@ def _deliver(spec: ConvSpec, compute) -> np.ndarray:
     """Run ``compute(target)`` and return the result as ``spec``'s caller expects it.
 
     ``target`` is a batched, C-contiguous array in the compute dtype: the
-    caller's ``out`` when it is one, else a new array, copied (and cast, for
-    float16) into ``out`` when ``out`` was given.
+    caller's ``out`` when it is one, else a new 64-byte aligned array (see
+    :data:`.cpu._common.ALIGNMENT`), copied (and cast, for float16) into
+    ``out`` when ``out`` was given.
     """
     out = spec.out
     if out is not None and out.dtype == spec.dtype and out.flags.c_contiguous:
         compute(out.reshape(_batched_shape(spec)))
         return out
-    target = np.empty(_batched_shape(spec), dtype=spec.dtype)
+    target = aligned_empty(_batched_shape(spec), spec.dtype)
     compute(target)
     result = target if spec.batched else target[0]
     if out is not None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._common import U
+from ._common import U, aligned_buffer, aligned_copy
 from ._jit import inlined, jit
 from ._simd import LANES, fma16, load4, splat16, store4
 
@@ -41,7 +41,7 @@ def pack_weight(weight: np.ndarray, groups: int) -> np.ndarray:
     """``(C_out, Cg, kh, kw)`` -> ``(G, O_g // 64, kh, kw, Cg, 64)``."""
     c_out, c_group, kh, kw = weight.shape
     w = weight.reshape(groups, c_out // groups // OUTPUT_CHUNK, OUTPUT_CHUNK, c_group, kh, kw)
-    return np.ascontiguousarray(w.transpose(0, 1, 4, 5, 3, 2))
+    return aligned_copy(w.transpose(0, 1, 4, 5, 3, 2))
 
 
 def channel_tile(c_group: int, kernel_taps: int, itemsize: int) -> int:
@@ -152,10 +152,10 @@ def dense_channels_last(x, w_packed, bias, out, stride, dilation, pad, tile_rows
         n = task // tiles
         first = (task % tiles) * tile_rows
         count = min(tile_rows, h_out - first)
-        window = np.empty(window_rows * span * c_in, dtype=x.dtype)
+        window = aligned_buffer(window_rows * span * c_in, x)
         _gather_window(x_flat, (h_in, w_in, c_in), n, first * sh - pad[1], -pad[2], window_rows,
                        span, window)
-        sums = np.empty(n_blocks * block_size, dtype=out.dtype)
+        sums = aligned_buffer(n_blocks * block_size, out)
         for oh in range(first, first + count):
             x_row = U((oh - first) * sh) * row_step
             o_row = U((n * h_out + oh) * w_out) * U(c_out)

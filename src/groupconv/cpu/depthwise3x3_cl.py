@@ -250,10 +250,8 @@ def depthwise_3x3_channels_last(x, w_t, bias, out, stride, dilation, pad):
             if pair:
                 interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, d_row,
                               out_row, ow_lo, ow_hi)
-                border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, d_row,
-                              w_out, ow_lo, ow_hi)
-                border_pixels(x_flat, x_dims, n, oh + 1, geometry, w_flat, bias, out_flat,
-                              d_row + out_row, w_out, ow_lo, ow_hi)
-            else:
-                border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, d_row,
-                              w_out, 0, 0)
+            # One call site each: every inlined copy costs seconds of compilation.
+            for r in range(2 if pair else 1):
+                border_pixels(x_flat, x_dims, n, oh + r, geometry, w_flat, bias, out_flat,
+                              d_row + U(r) * out_row, w_out, ow_lo if pair else 0,
+                              ow_hi if pair else 0)

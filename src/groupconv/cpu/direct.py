@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import depthwise3x3_cl, pointwise_cl
-from ._common import kernel_bias, padded_input, rows_per_task, to_3d
+from ._common import aligned_copy, kernel_bias, padded_input, rows_per_task, to_3d
 from .dense_cl import OUTPUT_CHUNK, channel_tile, dense_channels_last
 from .dense_cl import PIXEL_BLOCK as DENSE_PIXELS
 from .dense_cl import pack_weight as pack_dense_weight
@@ -184,7 +184,7 @@ def direct_arguments(spec):
 
 def _depthwise_weight(weight):
     """A depthwise weight with multiplier 1, ``(C, 1, 1, kh, kw)``, as ``(1, kh, kw, C)``."""
-    return np.ascontiguousarray(weight[:, 0].transpose(1, 2, 3, 0))
+    return aligned_copy(weight[:, 0].transpose(1, 2, 3, 0))
 
 
 def _window_inputs(spec, weight, bias, block, stride, dilation, lanes=None):

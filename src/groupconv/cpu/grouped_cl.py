@@ -40,7 +40,7 @@ import numpy as np
 from numba import prange, types
 from numba.extending import overload
 
-from ._common import U
+from ._common import U, aligned_buffer, aligned_copy
 from ._jit import inlined, jit
 from ._simd import LANES, fma16, load4, load16, store16
 from ._vector_width import wide_vectors
@@ -90,7 +90,7 @@ def pack_weight(weight: np.ndarray, groups: int, lanes: int,
     packed = np.zeros(w.shape[:-1] + (chunks * lanes,), dtype=weight.dtype)
     packed[..., :groups] = w
     packed = packed.reshape(w.shape[:-1] + (chunks, lanes))
-    return np.ascontiguousarray(np.moveaxis(packed, -2, 1))
+    return aligned_copy(np.moveaxis(packed, -2, 1))
 
 
 def pack_bias(bias: np.ndarray, groups: int, lanes: int,
@@ -453,7 +453,7 @@ def _task_window(x_flat, x_shape, task, tiles, tile_rows, h_out, stride, pad, wi
     first = (task % tiles) * tile_rows
     count = min(tile_rows, h_out - first)
     chunks = (groups + len(lanes) - 1) // len(lanes)
-    window = np.empty(chunks * c_group * window_rows * span * len(lanes), dtype=x_flat.dtype)
+    window = aligned_buffer(chunks * c_group * window_rows * span * len(lanes), x_flat)
     _gather_rows(x_flat, (h_in, w_in, c_in), n, first * stride[1] - pad[1], window_rows, -pad[2],
                  span, groups, c_group, window, lanes)
     return n, first, count, window
@@ -475,7 +475,7 @@ def _grouped_task(task, x, w_packed, bias_packed, out, stride, dilation, pad, un
     n, first, count, window = _task_window(x_flat, x.shape, task, tiles, tile_rows, h_out,
                                            stride, pad, window_rows, span, groups, c_group,
                                            lanes)
-    blk = np.empty(PIXEL_BLOCK * OUTPUT_BLOCK * len(lanes), dtype=out.dtype)
+    blk = aligned_buffer(PIXEL_BLOCK * OUTPUT_BLOCK * len(lanes), out)
     for oh in range(first, first + count):
         for block in range((w_out + PIXEL_BLOCK - 1) // PIXEL_BLOCK):
             # The last block overlaps its left neighbour: the shared pixels
@@ -552,7 +552,7 @@ def depthwise_window_channels_last(x, w_packed, bias_packed, out, stride, dilati
         wide_vectors()
         n, first, count, window = _task_window(x_flat, x.shape, task, tiles, tile_rows, h_out,
                                                stride, pad, window_rows, span, c_out, 1, lanes)
-        spare = np.empty(DEPTHWISE_PIXELS * DEPTHWISE_LANES, dtype=out.dtype)
+        spare = aligned_buffer(DEPTHWISE_PIXELS * DEPTHWISE_LANES, out)
         for oh in range(first, first + count):
             for block in range(n_blocks):
                 ow0 = min(block * DEPTHWISE_PIXELS, w_out - DEPTHWISE_PIXELS)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._common import U, rows_per_task
+from ._common import U, aligned_copy, rows_per_task
 from ._jit import inlined, jit
-from ._simd import LANES, fma16, load16, splat16, store16, store16_first
+from ._simd import LANES, fma16, load16, splat16, store16_first
 from ._vector_width import wide_vectors
 
 __all__ = ["OUTPUT_PASS", "PIXEL_BLOCK", "applies", "block", "blocks_per_task", "pack_bias",
@@ -66,14 +66,14 @@ def pack_weight(weight: np.ndarray) -> np.ndarray:
     passes = -(-c_out // OUTPUT_PASS)
     packed = np.zeros((passes * OUTPUT_PASS, c_in), dtype=weight.dtype)
     packed[:c_out] = weight
-    return np.ascontiguousarray(packed.reshape(passes, OUTPUT_PASS, c_in).transpose(0, 2, 1))
+    return aligned_copy(packed.reshape(passes, OUTPUT_PASS, c_in).transpose(0, 2, 1))
 
 
 def pack_bias(bias: np.ndarray) -> np.ndarray:
     """``(C_out,)`` zero-padded to whole passes of 32."""
     padded = np.zeros(-(-bias.size // OUTPUT_PASS) * OUTPUT_PASS, dtype=bias.dtype)
     padded[:bias.size] = bias
-    return padded
+    return aligned_copy(padded)
 
 
 @inlined
@@ -84,13 +84,14 @@ def _fma2(lo, hi, value, w_lo, w_hi):
 
 @inlined
 def _store2(dst, at, lo, hi, outputs):
-    """A pixel's ``outputs`` (1..32) sums: ``lo`` holds the first 16, ``hi`` the rest."""
-    if outputs >= LANES:
-        store16(dst, at, lo)
-        if outputs > LANES:
-            store16_first(dst, at + U(LANES), hi, outputs - LANES)
-    else:
-        store16_first(dst, at, lo, outputs)
+    """A pixel's ``outputs`` (1..32) sums: ``lo`` holds the first 16, ``hi`` the rest.
+
+    Masked stores both (one with every lane on is as fast as a plain store):
+    fewer call sites to compile than a choice between plain and masked.
+    """
+    store16_first(dst, at, lo, min(outputs, LANES))
+    if outputs > LANES:
+        store16_first(dst, at + U(LANES), hi, outputs - LANES)
 
 
 @inlined

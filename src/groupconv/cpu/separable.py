@@ -7,6 +7,14 @@ that buffer, then the pointwise step from the buffer straight into the
 output rows, as one single-threaded BLAS product made by the task's thread
 (see :mod:`._blas`). The depthwise intermediate is never written whole to
 memory; the workspace is one tile buffer per running task.
+
+MobileNet's blocks (channels_last float32, a 3x3 depthwise step with
+multiplier 1) take register kernels for both steps instead: a task's
+tile is a unit of :mod:`.depthwise3x3_cl` (two interior output rows, or
+one border row), its depthwise rows computed by that kernel's code into
+the buffer and the pointwise step by :func:`.pointwise_cl.block` from
+the buffer (no BLAS call; both kernels are several times faster than
+BLAS and the general depthwise row on these shapes).
 """
 
 from __future__ import annotations
@@ -14,14 +22,26 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from . import _blas
+from . import _blas, depthwise3x3_cl, pointwise_cl
 from ._blas import gemm_call
-from ._common import U, kernel_bias, padded_input, rows_per_task, to_3d
+from ._common import (
+    U,
+    aligned_buffer,
+    aligned_copy,
+    interior_columns,
+    kernel_bias,
+    padded_input,
+    rows_per_task,
+    to_3d,
+)
 from ._jit import inlined, jit
 from ._vector_width import wide_vectors
+from .depthwise3x3_cl import border_pixels, interior_pair, interior_rows, task_unit, task_units
 from .direct import output_5d, unroll_arguments
 from .direct_cf import channels_first_row
 from .direct_cl import PIXEL_BLOCK, channels_last_row
+from .pointwise_cl import OUTPUT_PASS
+from .pointwise_cl import PIXEL_BLOCK as POINTWISE_PIXELS
 
 __all__ = ["TILE_BYTES", "conv_separable"]
 
@@ -121,6 +141,60 @@ def _separable_channels_last(x, w_t, zeros, pw_t, bias, out, stride, dilation, p
                 out_flat[U(o0) + p * U(c_out) + o] += bias[o]
 
 
+@jit(parallel=True)
+def _separable_3x3_channels_last(x, w_t, zeros, pw_packed, pw_bias, out, stride, dilation, pad):
+    """``x`` is ``(N, 1, H, W, C)``, ``w_t`` the depthwise weight ``(1, 3, 3, C)``, ``zeros``
+    ``(C,)``; ``pw_packed`` and ``pw_bias`` from :func:`.pointwise_cl.pack_weight` and
+    :func:`.pointwise_cl.pack_bias`; ``out`` is ``(N, 1, H_out, W_out, C_out)``.
+
+    Tasks and their units of rows are those of
+    :func:`.depthwise3x3_cl.depthwise_3x3_channels_last`; each unit's
+    depthwise rows go to a buffer of two rows, then every block of its
+    pixels through every pass of 32 outputs.
+    """
+    n_batch, _, h_in, w_in, channels = x.shape
+    h_out, w_out, c_out = out.shape[2], out.shape[3], out.shape[4]
+    x_flat, w_flat, pw_flat, out_flat = x.reshape(-1), w_t.reshape(-1), pw_packed.reshape(-1), \
+        out.reshape(-1)
+    c = U(channels)
+    oh_lo, oh_hi, pairs, odd = interior_rows(h_in, h_out, stride, dilation, pad)
+    ow_lo, ow_hi = interior_columns(3, stride[2], 1, pad[2], w_in, w_out)
+    x_dims = (h_in, w_in, channels, 3, 3)
+    geometry = (stride[1], dilation[1], stride[2], pad[1], pad[2])
+    mid_row = U(w_out) * c
+    passes = pw_packed.shape[0]
+    for task in prange(n_batch * pairs):
+        wide_vectors()
+        n = task // pairs
+        p = task % pairs
+        mid = aligned_buffer(2 * w_out * channels, out)
+        for unit in range(task_units(p, pairs, odd, oh_lo, oh_hi, h_out)):
+            oh, pair = task_unit(p, unit, pairs, odd, oh_lo, oh_hi)
+            if pair:
+                interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, zeros, mid, U(0), mid_row,
+                              ow_lo, ow_hi)
+            for r in range(2 if pair else 1):
+                border_pixels(x_flat, x_dims, n, oh + r, geometry, w_flat, zeros, mid,
+                              U(r) * mid_row, w_out, ow_lo if pair else 0, ow_hi if pair else 0)
+            pixels = (2 if pair else 1) * w_out
+            o_row = U((n * h_out + oh) * w_out * c_out)
+            for first in range(0, pixels, POINTWISE_PIXELS):
+                count = min(POINTWISE_PIXELS, pixels - first)
+                for o_pass in range(passes):
+                    o0 = o_pass * OUTPUT_PASS
+                    pointwise_cl.block(mid, U(first) * c, c, count, channels, pw_flat,
+                                       U(o0) * c, pw_bias, U(o0), out_flat,
+                                       o_row + U(first * c_out + o0), U(c_out),
+                                       min(OUTPUT_PASS, c_out - o0))
+
+
+def _register_kernels_apply(depthwise, pointwise, x5, stride, dilation, pad) -> bool:
+    """Whether the separable spec runs on :func:`_separable_3x3_channels_last`."""
+    return (depthwise.layout == "channels_last" and depthwise.c_out == depthwise.c_in
+            and depthwise3x3_cl.applies(depthwise, x5, stride, dilation, pad)
+            and depthwise.c_out * pointwise.c_out <= pointwise_cl.MAX_WEIGHT_VALUES)
+
+
 def _tile_rows(depthwise) -> int:
     """Output rows per task: the depthwise tile under :data:`TILE_BYTES`, tasks within an image."""
     d_out, h_out, w_out = to_3d(depthwise.out_spatial, 1)
@@ -158,6 +232,12 @@ def conv_separable(depthwise, pointwise, target: np.ndarray) -> None:
                                       _tile_rows(depthwise), address)
         return
     x5 = np.ascontiguousarray(x.reshape((x.shape[0],) + to_3d(x.shape[1:-1], 1) + x.shape[-1:]))
+    if _register_kernels_apply(depthwise, pointwise, x5, stride, dilation, pad_lo):
+        _separable_3x3_channels_last(
+            x5, aligned_copy(dw[:, 0].transpose(1, 2, 3, 0)),
+            np.zeros(c_in, dtype=depthwise.dtype), pointwise_cl.pack_weight(pw),
+            pointwise_cl.pack_bias(bias), out5, stride, dilation, pad_lo)
+        return
     # Depthwise channel c*M + q sits at (q, c) in the row buffer.
     w_t = np.ascontiguousarray(
         dw.reshape((c_in, multiplier) + kernel).transpose(2, 3, 4, 1, 0)

@@ -12,10 +12,11 @@ vector costs 9 FMAs and 2-3 loads. The layer streams from the last-level
 cache; short blocks keep each walk's input and output consecutive in
 memory, for the hardware prefetchers.
 
-Border pixels and border rows take :func:`.depthwise_cl.pixel_taps`, whose
-sums are the same expressions in the same tap order (bias, then the taps in
-(kh, kw) order, one FMA each), so every output value is bit for bit the one
-:func:`.depthwise_cl.depthwise_channels_last` computes.
+Border pixels and border rows sum, a chunk at a time in a register, the
+bias and then the taps inside the input. Every sum is the same expression
+in the same tap order (bias, then the taps in (kh, kw) order, one FMA
+each) as in :func:`.depthwise_cl.depthwise_channels_last`, so every output
+value is bit for bit the one that kernel computes.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ from numba import prange
 
 from ._common import U, interior_columns
 from ._jit import inlined, jit
-from ._simd import LANES, fma16, load16, store16
+from ._simd import LANES, fma16, load16, splat16, store16
 from ._vector_width import wide_vectors
-from .depthwise_cl import pixel_taps
 
 __all__ = ["COLUMN_BLOCK", "applies", "border_pixels", "depthwise_3x3_channels_last",
-           "interior_pair", "interior_rows", "task_unit", "task_units"]
+           "edge_columns", "interior_pair", "interior_rows", "task_unit", "task_units"]
 
 #: Output columns per walk: a block's input and output pixels are consecutive
 #: in memory for all its chunks of channels, which the hardware prefetchers
@@ -176,15 +176,89 @@ def interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_p
 
 
 @inlined
-def border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, w_out, lo, hi):
-    """The pixels of output row ``oh`` outside columns ``[lo, hi)`` (all: ``lo == hi``), to
-    ``dst[d_row:]``, through :func:`.depthwise_cl.pixel_taps`."""
+def _column_or_zero(x_flat, at, valid, zero):
+    return load16(x_flat, at) if valid else zero
+
+
+@inlined
+def edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_pitch, w_out,
+                 ow_lo, ow_hi):
+    """The columns outside ``[ow_lo, ow_hi)`` of the interior output rows ``oh`` and ``oh + 1``.
+
+    Like :func:`_pair`, one output column of both rows at a time, with the
+    input columns that fall on the padding as zero vectors (a tap on one
+    adds ``w * 0``: the same value as skipping it, but a sum that is exactly
+    zero may come out +0 where skipping gives -0).
+    """
+    h_in, w_in, channels = x_dims[0], x_dims[1], x_dims[2]
     sh, dh, sw, ph, pw = geometry
-    c = U(x_dims[2])
+    c = U(channels)
+    chunks = (channels + LANES - 1) // LANES
+    row_values = U(w_in) * c
+    zero = splat16(np.float32(0.0))
+    first_row = U((n * h_in + oh * sh - ph) * w_in) * c
     for ow in range(w_out):
-        if ow < lo or ow >= hi:
-            pixel_taps(x_flat, x_dims, n, oh * sh - ph, ow * sw - pw, dh, 1, w_flat, bias, dst,
-                       d_row + U(ow) * c)
+        if ow >= ow_lo and ow < ow_hi:
+            continue
+        left = ow * sw - pw
+        ok0 = left >= 0 and left < w_in
+        ok1 = left + 1 >= 0 and left + 1 < w_in
+        ok2 = left + 2 >= 0 and left + 2 < w_in
+        # Offsets of the three columns, clamped inside the row (not read when not ok).
+        col0 = U(min(max(left, 0), w_in - 1)) * c
+        col1 = U(min(max(left + 1, 0), w_in - 1)) * c
+        col2 = U(min(max(left + 2, 0), w_in - 1)) * c
+        for chunk in range(chunks):
+            c0 = U(min(chunk * LANES, channels - LANES))
+            u = v = load16(bias, c0)
+            for kh in range(3):
+                p = first_row + U(kh * dh) * row_values + c0
+                q = p + U(sh) * row_values
+                w = load16(w_flat, c0 + U(kh * 3) * c)
+                u = fma16(w, _column_or_zero(x_flat, p + col0, ok0, zero), u)
+                v = fma16(w, _column_or_zero(x_flat, q + col0, ok0, zero), v)
+                w = load16(w_flat, c0 + U(kh * 3 + 1) * c)
+                u = fma16(w, _column_or_zero(x_flat, p + col1, ok1, zero), u)
+                v = fma16(w, _column_or_zero(x_flat, q + col1, ok1, zero), v)
+                w = load16(w_flat, c0 + U(kh * 3 + 2) * c)
+                u = fma16(w, _column_or_zero(x_flat, p + col2, ok2, zero), u)
+                v = fma16(w, _column_or_zero(x_flat, q + col2, ok2, zero), v)
+            store16(dst, d_row + U(ow) * c + c0, u)
+            store16(dst, d_row + d_pitch + U(ow) * c + c0, v)
+
+
+@inlined
+def _edge_vector(x_flat, h_in, w_in, c, n, top, left, dh, w_flat, c0, bias, dst, d0):
+    """One chunk of one border pixel: the bias, then the taps inside the input, in order."""
+    acc = load16(bias, c0)
+    for kh in range(3):
+        iy = top + kh * dh
+        if iy >= 0 and iy < h_in:
+            for kw in range(3):
+                ix = left + kw
+                if ix >= 0 and ix < w_in:
+                    acc = fma16(load16(w_flat, c0 + U(kh * 3 + kw) * c),
+                                load16(x_flat, U((n * h_in + iy) * w_in + ix) * c + c0), acc)
+    store16(dst, d0 + c0, acc)
+
+
+@inlined
+def border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, w_out):
+    """The pixels of the border output row ``oh``, to ``dst[d_row:]``.
+
+    A chunk of 16 channels at a time, its sum in a register over the taps
+    inside the input (through memory, tap by tap, border pixels cost as
+    much as all the interior of a 56x56 layer).
+    """
+    h_in, w_in, channels = x_dims[0], x_dims[1], x_dims[2]
+    sh, dh, sw, ph, pw = geometry
+    c = U(channels)
+    chunks = (channels + LANES - 1) // LANES
+    for ow in range(w_out):
+        d0 = d_row + U(ow) * c
+        for chunk in range(chunks):
+            _edge_vector(x_flat, h_in, w_in, c, n, oh * sh - ph, ow * sw - pw, dh, w_flat,
+                         U(min(chunk * LANES, channels - LANES)), bias, dst, d0)
 
 
 @inlined
@@ -247,11 +321,12 @@ def depthwise_3x3_channels_last(x, w_t, bias, out, stride, dilation, pad):
         for unit in range(task_units(p, pairs, odd, oh_lo, oh_hi, h_out)):
             oh, pair = task_unit(p, unit, pairs, odd, oh_lo, oh_hi)
             d_row = U(n * h_out + oh) * out_row
+            # One call site each: every inlined copy costs seconds of compilation.
             if pair:
                 interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, d_row,
                               out_row, ow_lo, ow_hi)
-            # One call site each: every inlined copy costs seconds of compilation.
-            for r in range(2 if pair else 1):
-                border_pixels(x_flat, x_dims, n, oh + r, geometry, w_flat, bias, out_flat,
-                              d_row + U(r) * out_row, w_out, ow_lo if pair else 0,
-                              ow_hi if pair else 0)
+                edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, d_row,
+                             out_row, w_out, ow_lo, ow_hi)
+            else:
+                border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, d_row,
+                              w_out)

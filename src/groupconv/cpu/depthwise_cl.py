@@ -21,7 +21,7 @@ from ._jit import inlined, jit
 from ._prefetch import prefetch
 from ._vector_width import wide_vectors
 
-__all__ = ["PIXEL_BLOCK", "depthwise_channels_last", "pixel_taps"]
+__all__ = ["PIXEL_BLOCK", "depthwise_channels_last"]
 
 #: Adjacent output pixels computed together: each weight vector loaded
 #: feeds this many sums held in registers.
@@ -84,7 +84,7 @@ def _taps(src, s0, row_step, sw, dw, w_flat, kh_size, kw_size, channels, bias, d
 
 
 @inlined
-def pixel_taps(x_flat, x_dims, n, top, left, dh, dw, w_flat, bias, out_flat, d0):
+def _pixel_taps(x_flat, x_dims, n, top, left, dh, dw, w_flat, bias, out_flat, d0):
     """One border pixel, every channel: bias, then each tap inside the input, in tap order.
 
     The taps are summed in the same order as in :func:`_block` (so a border
@@ -170,12 +170,12 @@ def depthwise_channels_last(x, w_t, bias, out, stride, dilation, pad, unroll_h, 
                         for i in range(U(0), U(span) * c, U(_LINE)):
                             prefetch(x_flat, first + i)
             for ow in range(ow_lo):
-                pixel_taps(x_flat, x_dims, n, top, ow * sw - pw, dh, dw, w_flat, bias, out_flat,
+                _pixel_taps(x_flat, x_dims, n, top, ow * sw - pw, dh, dw, w_flat, bias, out_flat,
                             d_row + U(ow) * c)
             for ow in range(ow_hi, w_out):
-                pixel_taps(x_flat, x_dims, n, top, ow * sw - pw, dh, dw, w_flat, bias, out_flat,
+                _pixel_taps(x_flat, x_dims, n, top, ow * sw - pw, dh, dw, w_flat, bias, out_flat,
                             d_row + U(ow) * c)
         else:
             for ow in range(w_out):
-                pixel_taps(x_flat, x_dims, n, top, ow * sw - pw, dh, dw, w_flat, bias, out_flat,
+                _pixel_taps(x_flat, x_dims, n, top, ow * sw - pw, dh, dw, w_flat, bias, out_flat,
                             d_row + U(ow) * c)

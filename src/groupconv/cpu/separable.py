@@ -36,7 +36,14 @@ from ._common import (
 )
 from ._jit import inlined, jit
 from ._vector_width import wide_vectors
-from .depthwise3x3_cl import border_pixels, interior_pair, interior_rows, task_unit, task_units
+from .depthwise3x3_cl import (
+    border_pixels,
+    edge_columns,
+    interior_pair,
+    interior_rows,
+    task_unit,
+    task_units,
+)
 from .direct import output_5d, unroll_arguments
 from .direct_cf import channels_first_row
 from .direct_cl import PIXEL_BLOCK, channels_last_row
@@ -173,9 +180,10 @@ def _separable_3x3_channels_last(x, w_t, zeros, pw_packed, pw_bias, out, stride,
             if pair:
                 interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, zeros, mid, U(0), mid_row,
                               ow_lo, ow_hi)
-            for r in range(2 if pair else 1):
-                border_pixels(x_flat, x_dims, n, oh + r, geometry, w_flat, zeros, mid,
-                              U(r) * mid_row, w_out, ow_lo if pair else 0, ow_hi if pair else 0)
+                edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, zeros, mid, U(0), mid_row,
+                             w_out, ow_lo, ow_hi)
+            else:
+                border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, zeros, mid, U(0), w_out)
             pixels = (2 if pair else 1) * w_out
             o_row = U((n * h_out + oh) * w_out * c_out)
             for first in range(0, pixels, POINTWISE_PIXELS):

@@ -24,7 +24,8 @@ on the same data:
 - ``scipy``: depthwise rows only, one ``scipy.ndimage.correlate`` call per
   output channel over the whole batch (single-threaded).
 
-Every timing is the median of ``repeats`` calls after a warm-up call, so JIT
+Every timing is the median of ``repeats`` calls after :data:`WARMUP_CALLS`
+warm-up calls, so JIT
 compilation (Numba, XLA) is never timed. A ratio is the peer's best time
 divided by groupconv's best layout time: above 1, groupconv is faster.
 
@@ -57,6 +58,7 @@ __all__ = [
     "QUICK_REPEATS",
     "SETTLE_S",
     "SHAPES",
+    "WARMUP_CALLS",
     "BenchShape",
     "add_arguments",
     "copy_bandwidth",
@@ -87,9 +89,17 @@ _PEER_ALIASES = {"tf": "tensorflow", "pytorch": "torch"}
 #: of its own calls.
 SETTLE_S = 0.25
 
-#: Timed calls per measurement (after one warm-up call) in quick and full mode.
+#: Timed calls per measurement (after the warm-up calls) in quick and full mode.
 QUICK_REPEATS = 3
 FULL_REPEATS = 15
+
+#: Untimed calls before each measurement, for every library alike. The
+#: first absorbs JIT compilation; the next ones bring the row's data back
+#: into the caches after the previous measurement ran on other arrays
+#: (measured: the first 3-5 calls of a 38 MB depthwise layer right after
+#: the other layout's run took 2-8x the steady time, which one warm-up call
+#: left in a 15-call median).
+WARMUP_CALLS = 3
 
 #: Default relative tolerance of the check against the reference (float32).
 RTOL = 1e-4
@@ -1065,7 +1075,8 @@ def _measure_peer(module, prepare, shape, data, expected, repeats, best_gc, rtol
     entry: dict[str, Any] = {"variants": {}}
     for variant, (call, to_nchw) in variants.items():
         try:
-            times, result = time_call(call, repeats=repeats, settle=SETTLE_S)
+            times, result = time_call(call, repeats=repeats, warmup=WARMUP_CALLS,
+                                      settle=SETTLE_S)
             check = verify(to_nchw(result), expected, rtol=rtol)
         except Exception as exc:
             entry["variants"][variant] = {"error": _error_text(exc)}
@@ -1253,7 +1264,7 @@ def run_bench(
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": mode,
         "repeats": repeats,
-        "warmup": 1,
+        "warmup": WARMUP_CALLS,
         "threads": threads,
         "numba_threading_layer": layer,
         "dtype": "float32",
@@ -1325,6 +1336,7 @@ def _run_shape(shape, layouts, loaded, repeats, seed, rtol, copy_gbps, bar) -> d
         bar.show(f"{shape.name}: groupconv {layout}")
         try:
             times, result = time_call(_groupconv_call(shape, data, layout), repeats=repeats,
+                                      warmup=WARMUP_CALLS,
                                       settle=SETTLE_S)
             entry = {**_summary(times), "check": verify(result, expected, layout=layout,
                                                          rtol=rtol)}
@@ -1431,7 +1443,8 @@ def format_table(results: dict[str, Any]) -> str:
     machine = results["machine"]
     lines = [
         f"groupconv {versions['groupconv']} bench: {results['threads']} threads, "
-        f"{results['mode']} ({results['repeats']} timed calls after a warm-up, median), "
+        f"{results['mode']} ({results['repeats']} timed calls after {results.get('warmup', 1)} "
+        f"warm-up calls, median), "
         f"float32; copy bandwidth {copy:.1f} GB/s (np.copyto, read + write)",
         f"machine: {machine['processor'] or machine['machine']}, {machine['usable_cpus']} "
         f"usable CPUs; numpy {versions['numpy']}, numba {versions['numba']} "

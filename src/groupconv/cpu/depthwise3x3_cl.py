@@ -8,15 +8,17 @@ weight vectors sit in registers while the kernel walks the block's columns
 of both rows: the input rows the two output rows share are loaded once,
 and input columns slide through registers from one output column to the
 next (1 new column per step at stride 1, 2 at stride 2), so an output
-vector costs 9 FMAs and 2-3 loads. The layer streams from the last-level
-cache; short blocks keep each walk's input and output consecutive in
-memory, for the hardware prefetchers.
+vector costs 9 FMAs and 2-3 loads. Short blocks keep each walk's input and
+output consecutive in memory, for the hardware prefetchers.
 
-Border pixels and border rows sum, a chunk at a time in a register, the
-bias and then the taps inside the input. Every sum is the same expression
-in the same tap order (bias, then the taps in (kh, kw) order, one FMA
-each) as in :func:`.depthwise_cl.depthwise_channels_last`, so every output
-value is bit for bit the one that kernel computes.
+The border columns of interior rows run the same walk with zero vectors for
+the input columns on the padding (:func:`edge_columns`); border rows sum,
+a chunk at a time in a register, the bias and then the taps inside the
+input (:func:`border_pixels`). Every sum is the same expression in the
+same tap order (bias, then the taps in (kh, kw) order, one FMA each) as in
+:func:`.depthwise_cl.depthwise_channels_last`, so every output value is
+bit for bit the one that kernel computes, except that a border sum of
+exactly zero may be +0 where that kernel gives -0.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ from ._simd import LANES, fma16, load16, splat16, store16
 from ._vector_width import wide_vectors
 
 __all__ = ["COLUMN_BLOCK", "applies", "border_pixels", "depthwise_3x3_channels_last",
-           "edge_columns", "interior_pair", "interior_rows", "task_unit", "task_units"]
+           "edge_columns", "interior_pair", "interior_rows", "task_unit", "task_units",
+           "unit_rows"]
 
 #: Output columns per walk: a block's input and output pixels are consecutive
 #: in memory for all its chunks of channels, which the hardware prefetchers
@@ -298,6 +299,24 @@ def interior_rows(h_in, h_out, stride, dilation, pad):
     return oh_lo, oh_hi, (oh_hi - oh_lo) // 2, (oh_hi - oh_lo) % 2
 
 
+@inlined
+def unit_rows(x_flat, x_dims, n, oh, pair, geometry, w_flat, bias, dst, d_row, d_pitch, w_out,
+              ow_lo, ow_hi):
+    """The depthwise rows of one unit (see :func:`task_units`) to ``dst[d_row:]``.
+
+    A pair (rows ``oh`` and ``oh + 1``, ``d_pitch`` apart in ``dst``): its
+    interior columns and its border columns; a border row: every pixel. One
+    call site each: every inlined copy costs seconds of compilation.
+    """
+    if pair:
+        interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_pitch, ow_lo,
+                      ow_hi)
+        edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_pitch, w_out,
+                     ow_lo, ow_hi)
+    else:
+        border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, w_out)
+
+
 @jit(parallel=True)
 def depthwise_3x3_channels_last(x, w_t, bias, out, stride, dilation, pad):
     """Depthwise 3x3 convolution with multiplier 1 of 2-D channels_last float32 data.
@@ -310,25 +329,16 @@ def depthwise_3x3_channels_last(x, w_t, bias, out, stride, dilation, pad):
     n_batch, _, h_in, w_in, channels = x.shape
     h_out, w_out = out.shape[2], out.shape[3]
     x_flat, w_flat, out_flat = x.reshape(-1), w_t.reshape(-1), out.reshape(-1)
-    c = U(channels)
     oh_lo, oh_hi, pairs, odd = interior_rows(h_in, h_out, stride, dilation, pad)
     ow_lo, ow_hi = interior_columns(3, stride[2], 1, pad[2], w_in, w_out)
     x_dims = (h_in, w_in, channels, 3, 3)
     geometry = (stride[1], dilation[1], stride[2], pad[1], pad[2])
-    out_row = U(w_out) * c
+    out_row = U(w_out) * U(channels)
     for task in prange(n_batch * pairs):
         wide_vectors()
         n = task // pairs
         p = task % pairs
         for unit in range(task_units(p, pairs, odd, oh_lo, oh_hi, h_out)):
             oh, pair = task_unit(p, unit, pairs, odd, oh_lo, oh_hi)
-            d_row = U(n * h_out + oh) * out_row
-            # One call site each: every inlined copy costs seconds of compilation.
-            if pair:
-                interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, d_row,
-                              out_row, ow_lo, ow_hi)
-                edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, d_row,
-                             out_row, w_out, ow_lo, ow_hi)
-            else:
-                border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, bias, out_flat, d_row,
-                              w_out)
+            unit_rows(x_flat, x_dims, n, oh, pair, geometry, w_flat, bias, out_flat,
+                      U(n * h_out + oh) * out_row, out_row, w_out, ow_lo, ow_hi)

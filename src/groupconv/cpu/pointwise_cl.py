@@ -26,7 +26,7 @@ from ._simd import LANES, fma16, load16, splat16, store16_first
 from ._vector_width import wide_vectors
 
 __all__ = ["OUTPUT_PASS", "PIXEL_BLOCK", "applies", "block", "blocks_per_task", "pack_bias",
-           "pack_weight", "pointwise_channels_last"]
+           "pack_weight", "pixels_through_passes", "pointwise_channels_last"]
 
 #: Outputs of one pass: 2 vectors.
 OUTPUT_PASS = 2 * LANES
@@ -154,6 +154,17 @@ def block(src, s0, pixel_step, pixels, channels, w_flat, w0, b_flat, b0, dst, d0
         _store2(dst, d0 + U(11) * out_step, l11, h11, outputs)
 
 
+@inlined
+def pixels_through_passes(src, s0, pixel_step, pixels, channels, w_flat, b_flat, passes, dst,
+                          d0, c_out):
+    """:func:`block` on ``pixels`` (1..12) pixels for every pass of 32 outputs: all ``c_out``
+    outputs of those pixels (the pixels' inputs stay in L1 between passes)."""
+    for o_pass in range(passes):
+        o0 = o_pass * OUTPUT_PASS
+        block(src, s0, pixel_step, pixels, channels, w_flat, U(o0 * channels), b_flat, U(o0),
+              dst, d0 + U(o0), U(c_out), min(OUTPUT_PASS, c_out - o0))
+
+
 @jit(parallel=True)
 def pointwise_channels_last(x, w_packed, b_packed, out, blocks_per_task):
     """``out = x @ W + bias`` over the last axis: ``x`` is ``(..., C_in)``, ``out`` ``(...,
@@ -161,8 +172,7 @@ def pointwise_channels_last(x, w_packed, b_packed, out, blocks_per_task):
 
     ``w_packed`` and ``b_packed`` come from :func:`pack_weight` and
     :func:`pack_bias`. A task owns ``blocks_per_task`` consecutive blocks of
-    pixels, each through every pass of 32 outputs (the block's inputs stay
-    in L1 between passes).
+    pixels, each through :func:`pixels_through_passes`.
     """
     channels, c_out = x.shape[-1], out.shape[-1]
     pixels = x.size // channels
@@ -174,9 +184,6 @@ def pointwise_channels_last(x, w_packed, b_packed, out, blocks_per_task):
         wide_vectors()
         for b in range(task * blocks_per_task, min((task + 1) * blocks_per_task, n_blocks)):
             p0 = b * PIXEL_BLOCK
-            count = min(PIXEL_BLOCK, pixels - p0)
-            for o_pass in range(passes):
-                o0 = o_pass * OUTPUT_PASS
-                block(x_flat, U(p0 * channels), U(channels), count, channels, w_flat,
-                      U(o0 * channels), b_packed, U(o0), out_flat, U(p0 * c_out + o0),
-                      U(c_out), min(OUTPUT_PASS, c_out - o0))
+            pixels_through_passes(x_flat, U(p0 * channels), U(channels),
+                                  min(PIXEL_BLOCK, pixels - p0), channels, w_flat, b_packed,
+                                  passes, out_flat, U(p0 * c_out), c_out)

@@ -36,19 +36,12 @@ from ._common import (
 )
 from ._jit import inlined, jit
 from ._vector_width import wide_vectors
-from .depthwise3x3_cl import (
-    border_pixels,
-    edge_columns,
-    interior_pair,
-    interior_rows,
-    task_unit,
-    task_units,
-)
+from .depthwise3x3_cl import interior_rows, task_unit, task_units, unit_rows
 from .direct import output_5d, unroll_arguments
 from .direct_cf import channels_first_row
 from .direct_cl import PIXEL_BLOCK, channels_last_row
-from .pointwise_cl import OUTPUT_PASS
 from .pointwise_cl import PIXEL_BLOCK as POINTWISE_PIXELS
+from .pointwise_cl import pixels_through_passes
 
 __all__ = ["TILE_BYTES", "conv_separable"]
 
@@ -177,23 +170,14 @@ def _separable_3x3_channels_last(x, w_t, zeros, pw_packed, pw_bias, out, stride,
         mid = aligned_buffer(2 * w_out * channels, out)
         for unit in range(task_units(p, pairs, odd, oh_lo, oh_hi, h_out)):
             oh, pair = task_unit(p, unit, pairs, odd, oh_lo, oh_hi)
-            if pair:
-                interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, zeros, mid, U(0), mid_row,
-                              ow_lo, ow_hi)
-                edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, zeros, mid, U(0), mid_row,
-                             w_out, ow_lo, ow_hi)
-            else:
-                border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, zeros, mid, U(0), w_out)
+            unit_rows(x_flat, x_dims, n, oh, pair, geometry, w_flat, zeros, mid, U(0), mid_row,
+                      w_out, ow_lo, ow_hi)
             pixels = (2 if pair else 1) * w_out
             o_row = U((n * h_out + oh) * w_out * c_out)
             for first in range(0, pixels, POINTWISE_PIXELS):
-                count = min(POINTWISE_PIXELS, pixels - first)
-                for o_pass in range(passes):
-                    o0 = o_pass * OUTPUT_PASS
-                    pointwise_cl.block(mid, U(first) * c, c, count, channels, pw_flat,
-                                       U(o0) * c, pw_bias, U(o0), out_flat,
-                                       o_row + U(first * c_out + o0), U(c_out),
-                                       min(OUTPUT_PASS, c_out - o0))
+                pixels_through_passes(mid, U(first) * c, c, min(POINTWISE_PIXELS, pixels - first),
+                                      channels, pw_flat, pw_bias, passes, out_flat,
+                                      o_row + U(first * c_out), c_out)
 
 
 def _register_kernels_apply(depthwise, pointwise, x5, stride, dilation, pad) -> bool:

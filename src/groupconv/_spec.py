@@ -7,7 +7,9 @@ Public functions build a spec with :func:`conv_spec` (or
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import typing
 
 import numpy as np
 
@@ -305,6 +307,127 @@ def _check_out(out, shape, dtype, inputs, kind="numpy"):
     return out
 
 
+class _Geometry(typing.NamedTuple):
+    """What :func:`conv_spec` derives from shapes, dtypes and keywords alone."""
+
+    rank: int
+    layout: str
+    batched: bool
+    groups: int
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    in_spatial: tuple[int, ...]
+    out_spatial: tuple[int, ...]
+    batch: int
+    c_in: int
+    c_out: int
+    dtype: np.dtype
+    result_dtype: np.dtype
+    out_shape: tuple[int, ...]
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` is an exact int or str, or a tuple of such values (nested).
+
+    Only such keywords are cache keys: equal keys then mean equal arguments
+    (``True == 1`` and ``np.int64(1) == 1`` hash alike, but only the int passes).
+    """
+    if type(value) is int or type(value) is str:
+        return True
+    return type(value) is tuple and all(_plain(item) for item in value)
+
+
+#: Distinct call geometries whose derivation is kept (a network has a few dozen layers).
+GEOMETRY_CACHE_SIZE = 256
+
+
+def _geometry(x_shape, x_dtype, weight_shape, weight_dtype, bias_spec, stride, padding,
+              dilation, groups, padding_mode, layout, weight_name) -> _Geometry:
+    """The checked geometry of a call: cached for plain keywords, derived anew otherwise.
+
+    The derivation is pure (shapes, dtypes and keywords in, no array data),
+    so a repeated call skips it (measured ~10 us of a call's ~18 us of
+    checking). Errors are never cached: a bad call raises every time.
+    """
+    args = (x_shape, x_dtype, weight_shape, weight_dtype, bias_spec, stride, padding,
+            dilation, groups, padding_mode, layout, weight_name)
+    if (groups is DEPTHWISE or type(groups) is int) and all(
+            _plain(v) for v in (stride, padding, dilation, padding_mode, layout)):
+        return _cached_geometry(*args)
+    return _derive_geometry(*args)
+
+
+def _derive_geometry(x_shape, x_dtype, weight_shape, weight_dtype, bias_spec, stride, padding,
+                     dilation, groups, padding_mode, layout, weight_name) -> _Geometry:
+    """Check the shapes, dtypes and keywords of a call and derive its geometry."""
+    rank = len(weight_shape) - 2
+    if rank not in (1, 2, 3):
+        raise ValueError(
+            f"{weight_name} must have shape (C_out, C_in // groups, *kernel) with 1, 2 or 3 "
+            f"spatial dims (ndim 3, 4 or 5), got {weight_name}.shape={weight_shape}"
+        )
+    layout = normalize_layout(layout, rank)
+    if len(x_shape) == rank + 2:
+        batched = True
+    elif len(x_shape) == rank + 1:
+        batched = False
+        x_shape = (1, *x_shape)
+    else:
+        raise ValueError(
+            f"x must have {rank + 2} dims (batched) or {rank + 1} (unbatched) to match a "
+            f"{rank}-D {weight_name} of shape {weight_shape}; got x.shape={x_shape}"
+        )
+    if layout == "channels_first":
+        batch, c_in, in_spatial = x_shape[0], x_shape[1], x_shape[2:]
+    else:
+        batch, c_in, in_spatial = x_shape[0], x_shape[-1], x_shape[1:-1]
+
+    groups = c_in if groups is DEPTHWISE else as_int(groups, "groups", minimum=1)
+    c_out, c_group = weight_shape[0], weight_shape[1]
+    if c_in % groups:
+        raise ValueError(f"groups={groups} does not divide C_in={c_in}")
+    if c_out < 1 or c_out % groups:
+        raise ValueError(
+            f"groups={groups} does not divide C_out={c_out} ({weight_name}.shape[0]); "
+            f"C_out must be a positive multiple of groups"
+        )
+    if c_group != c_in // groups:
+        raise ValueError(
+            f"{weight_name}.shape[1] must be C_in // groups = {c_in} // {groups} = "
+            f"{c_in // groups}, got {weight_name}.shape={weight_shape}"
+        )
+    if min(weight_shape[2:]) < 1:
+        raise ValueError(f"kernel sizes must be >= 1, got {weight_name}.shape={weight_shape}")
+    if bias_spec is not None and bias_spec[0] != (c_out,):
+        raise ValueError(
+            f"bias must have shape ({c_out},) (C_out), got bias.shape={bias_spec[0]}"
+        )
+
+    stride = as_positive_ints(stride, "stride", rank)
+    dilation = as_positive_ints(dilation, "dilation", rank)
+    pads = resolve_padding(padding, in_spatial, weight_shape[2:], stride, dilation)
+    _check_padding_mode(padding_mode, pads, in_spatial)
+    check_size([s + lo + hi for s, (lo, hi) in zip(in_spatial, pads, strict=True)] + [batch, c_in],
+                "the padded input")
+    out_spatial = output_spatial(in_spatial, weight_shape[2:], stride, pads, dilation)
+    full_shape = _layout_shape(batch, c_out, out_spatial, layout)
+    check_size(full_shape, "the output")
+
+    dtypes = [x_dtype, weight_dtype] + ([] if bias_spec is None else [bias_spec[1]])
+    dtype, result_dtype = compute_dtype(*dtypes)
+    out_shape = full_shape if batched else full_shape[1:]
+    return _Geometry(
+        rank=rank, layout=layout, batched=batched, groups=groups, stride=stride,
+        dilation=dilation, padding=pads, in_spatial=tuple(in_spatial),
+        out_spatial=out_spatial, batch=batch, c_in=c_in, c_out=c_out, dtype=dtype,
+        result_dtype=result_dtype, out_shape=out_shape,
+    )
+
+
+_cached_geometry = functools.lru_cache(maxsize=GEOMETRY_CACHE_SIZE)(_derive_geometry)
+
+
 def conv_spec(
     x,
     weight,
@@ -333,84 +456,37 @@ def conv_spec(
     weight = _as_array(weight, weight_name, device)
     bias = None if bias is None else _as_array(bias, "bias", device)
 
-    rank = weight.ndim - 2
-    if rank not in (1, 2, 3):
-        raise ValueError(
-            f"{weight_name} must have shape (C_out, C_in // groups, *kernel) with 1, 2 or 3 "
-            f"spatial dims (ndim 3, 4 or 5), got {weight_name}.shape={weight.shape}"
-        )
-    layout = normalize_layout(layout, rank)
-    if x.ndim == rank + 2:
-        batched = True
-    elif x.ndim == rank + 1:
-        batched = False
-        x = _add_batch_dim(x)
-    else:
-        raise ValueError(
-            f"x must have {rank + 2} dims (batched) or {rank + 1} (unbatched) to match a "
-            f"{rank}-D {weight_name} of shape {weight.shape}; got x.shape={x.shape}"
-        )
-    shape = tuple(x.shape)  # a plain tuple: simulator device arrays refuse shape[-1]
-    if layout == "channels_first":
-        batch, c_in, in_spatial = shape[0], shape[1], shape[2:]
-    else:
-        batch, c_in, in_spatial = shape[0], shape[-1], shape[1:-1]
-
-    groups = c_in if groups is DEPTHWISE else as_int(groups, "groups", minimum=1)
-    c_out, c_group = weight.shape[0], weight.shape[1]
-    if c_in % groups:
-        raise ValueError(f"groups={groups} does not divide C_in={c_in}")
-    if c_out < 1 or c_out % groups:
-        raise ValueError(
-            f"groups={groups} does not divide C_out={c_out} ({weight_name}.shape[0]); "
-            f"C_out must be a positive multiple of groups"
-        )
-    if c_group != c_in // groups:
-        raise ValueError(
-            f"{weight_name}.shape[1] must be C_in // groups = {c_in} // {groups} = "
-            f"{c_in // groups}, got {weight_name}.shape={weight.shape}"
-        )
-    if min(weight.shape[2:]) < 1:
-        raise ValueError(f"kernel sizes must be >= 1, got {weight_name}.shape={weight.shape}")
-    if bias is not None and bias.shape != (c_out,):
-        raise ValueError(f"bias must have shape ({c_out},) (C_out), got bias.shape={bias.shape}")
-
-    stride = as_positive_ints(stride, "stride", rank)
-    dilation = as_positive_ints(dilation, "dilation", rank)
-    pads = resolve_padding(padding, in_spatial, weight.shape[2:], stride, dilation)
-    _check_padding_mode(padding_mode, pads, in_spatial)
-    check_size([s + lo + hi for s, (lo, hi) in zip(in_spatial, pads, strict=True)] + [batch, c_in],
-                "the padded input")
-    out_spatial = output_spatial(in_spatial, weight.shape[2:], stride, pads, dilation)
-    full_shape = _layout_shape(batch, c_out, out_spatial, layout)
-    check_size(full_shape, "the output")
-
-    dtypes = [x.dtype, weight.dtype] + ([] if bias is None else [bias.dtype])
-    dtype, result_dtype = compute_dtype(*dtypes)
-    out_shape = full_shape if batched else full_shape[1:]
-    out = _check_out(
-        out, out_shape, result_dtype, [("x", x), (weight_name, weight), ("bias", bias)], kind
+    geometry = _geometry(
+        tuple(x.shape), x.dtype, tuple(weight.shape), weight.dtype,
+        None if bias is None else (tuple(bias.shape), bias.dtype),
+        stride, padding, dilation, groups, padding_mode, layout, weight_name,
     )
-
+    if not geometry.batched:
+        x = _add_batch_dim(x)
+    dtype = geometry.dtype
+    out = _check_out(
+        out, geometry.out_shape, geometry.result_dtype,
+        [("x", x), (weight_name, weight), ("bias", bias)], kind,
+    )
     return ConvSpec(
         x=_in_dtype(x, dtype, device),
         weight=_in_dtype(weight, dtype, device),
         bias=_in_dtype(bias, dtype, device),
-        rank=rank,
-        layout=layout,
-        batched=batched,
-        groups=groups,
-        stride=stride,
-        dilation=dilation,
-        padding=pads,
+        rank=geometry.rank,
+        layout=geometry.layout,
+        batched=geometry.batched,
+        groups=geometry.groups,
+        stride=geometry.stride,
+        dilation=geometry.dilation,
+        padding=geometry.padding,
         padding_mode=padding_mode,
-        in_spatial=tuple(in_spatial),
-        out_spatial=out_spatial,
-        batch=batch,
-        c_in=c_in,
-        c_out=c_out,
+        in_spatial=geometry.in_spatial,
+        out_spatial=geometry.out_spatial,
+        batch=geometry.batch,
+        c_in=geometry.c_in,
+        c_out=geometry.c_out,
         dtype=dtype,
-        result_dtype=result_dtype,
+        result_dtype=geometry.result_dtype,
         out=out,
         algorithm=algorithm,
         device=device,

@@ -1,0 +1,57 @@
+"""The geometry cache of ``conv_spec``: repeated calls skip the checks, never their effect."""
+
+import numpy as np
+import pytest
+
+import groupconv
+from groupconv import _spec, reference
+
+RNG = np.random.default_rng(7)
+X = RNG.standard_normal((2, 4, 9, 9)).astype(np.float32)
+W = RNG.standard_normal((4, 2, 3, 3)).astype(np.float32)
+
+
+def test_a_cached_geometry_serves_new_data():
+    _spec._cached_geometry.cache_clear()
+    groupconv.conv(X, W, groups=2, stride=2, padding=1)
+    x2 = RNG.standard_normal(X.shape).astype(np.float32)
+    w2 = RNG.standard_normal(W.shape).astype(np.float32)
+    got = groupconv.conv(x2, w2, groups=2, stride=2, padding=1)
+    assert _spec._cached_geometry.cache_info().hits >= 1
+    want = reference.conv(x2, w2, groups=2, stride=2, padding=1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride, error", [(True, TypeError), ((1, True), TypeError),
+                                           (0, ValueError), (1.0, TypeError)])
+def test_a_cached_int_does_not_admit_an_equal_bad_value(stride, error):
+    # True == 1 and 1.0 == 1 with equal hashes: a cache keyed on them could
+    # hand back the geometry of stride=1.
+    groupconv.conv(X, W, groups=2, stride=1)
+    groupconv.conv(X, W, groups=2, stride=(1, 1))
+    with pytest.raises(error, match="stride"):
+        groupconv.conv(X, W, groups=2, stride=stride)
+
+
+def test_numpy_integers_and_lists_take_the_uncached_path_with_the_same_result():
+    want = groupconv.conv(X, W, groups=2, stride=(2, 1), padding=[(1, 0), (0, 1)])
+    for stride in ([2, 1], (np.int64(2), np.int32(1)), np.array([2, 1])):
+        got = groupconv.conv(X, W, groups=np.int64(2), stride=stride,
+                             padding=[(1, 0), (0, 1)])
+        np.testing.assert_array_equal(got, want)
+
+
+def test_errors_are_raised_on_every_call():
+    for _ in range(3):
+        with pytest.raises(ValueError, match="groups=3 does not divide C_in=4"):
+            groupconv.conv(X, W, groups=3)
+
+
+def test_the_geometry_of_each_call_is_its_own():
+    # Same keywords, different shapes or dtypes: different geometries.
+    assert groupconv.conv(X, W, groups=2).shape == (2, 4, 7, 7)
+    assert groupconv.conv(X[:, :, :7], W, groups=2).shape == (2, 4, 5, 7)
+    assert groupconv.conv(X[0], W, groups=2).shape == (4, 7, 7)
+    assert groupconv.conv(X.astype(np.float64), W, groups=2).dtype == np.float64
+    x_last = X.transpose(0, 2, 3, 1)
+    assert groupconv.conv(x_last, W, groups=2, layout="channels_last").shape == (2, 7, 7, 4)

@@ -55,3 +55,36 @@ def test_the_geometry_of_each_call_is_its_own():
     assert groupconv.conv(X.astype(np.float64), W, groups=2).dtype == np.float64
     x_last = X.transpose(0, 2, 3, 1)
     assert groupconv.conv(x_last, W, groups=2, layout="channels_last").shape == (2, 7, 7, 4)
+
+
+def test_a_route_is_kept_per_geometry_and_thread_count():
+    import numba
+
+    from groupconv.cpu import direct
+
+    x = RNG.standard_normal((2, 9, 8, 32)).astype(np.float32)
+    w = RNG.standard_normal((32, 1, 3, 3)).astype(np.float32)
+    kw = dict(groups=32, padding=1, layout="channels_last")
+    direct._ROUTES.clear()
+    groupconv.conv(x, w, **kw)
+    assert len(direct._ROUTES) == 1
+    (key, route), = direct._ROUTES.items()
+    x2 = RNG.standard_normal(x.shape).astype(np.float32)
+    got = groupconv.conv(x2, w, **kw)
+    assert direct._ROUTES[key] is route  # reused, not rebuilt
+    np.testing.assert_allclose(got, reference.conv(x2, w, **kw), rtol=1e-5, atol=1e-5)
+    # Another padding mode is another route (the kernel reads a padded copy).
+    got = groupconv.conv(x2, w, padding_mode="reflect", **kw)
+    np.testing.assert_allclose(got, reference.conv(x2, w, padding_mode="reflect", **kw),
+                               rtol=1e-5, atol=1e-5)
+    assert len(direct._ROUTES) == 2
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        groupconv.conv(x2, w, **kw)
+    finally:
+        numba.set_num_threads(before)
+    assert len(direct._ROUTES) == 3
+    # Keywords that are not cache keys take a fresh route every time.
+    groupconv.conv(x2, w, groups=32, padding=[1, 1], layout="channels_last")
+    assert len(direct._ROUTES) == 3

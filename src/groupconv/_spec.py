@@ -72,6 +72,10 @@ class ConvSpec:
     device: str
     stream: object = None
     caller: object = None
+    #: Hashable, and equal for two calls exactly when everything but the array
+    #: data is equal (shapes, dtypes, keywords); None when the call was not
+    #: cached. The CPU driver keys its routing on it.
+    key: tuple | None = None
 
     @property
     def kernel_size(self) -> tuple[int, ...]:
@@ -211,9 +215,9 @@ def _add_batch_dim(x):
 
 def _in_dtype(arr, dtype, device):
     """``arr`` in the compute dtype on the CPU; unchanged for the GPU (its driver converts)."""
-    if arr is None or device == "cuda":
+    if arr is None or device == "cuda" or arr.dtype == dtype:
         return arr
-    return arr.astype(dtype, copy=False)
+    return arr.astype(dtype)
 
 
 def _caller(device, kind, x, out):
@@ -343,8 +347,9 @@ GEOMETRY_CACHE_SIZE = 256
 
 
 def _geometry(x_shape, x_dtype, weight_shape, weight_dtype, bias_spec, stride, padding,
-              dilation, groups, padding_mode, layout, weight_name) -> _Geometry:
-    """The checked geometry of a call: cached for plain keywords, derived anew otherwise.
+              dilation, groups, padding_mode, layout, weight_name):
+    """``(geometry, key)``: the checked geometry of a call, and its cache key (None when
+    the keywords are not plain, and the geometry was derived anew).
 
     The derivation is pure (shapes, dtypes and keywords in, no array data),
     so a repeated call skips it (measured ~10 us of a call's ~18 us of
@@ -354,8 +359,8 @@ def _geometry(x_shape, x_dtype, weight_shape, weight_dtype, bias_spec, stride, p
             dilation, groups, padding_mode, layout, weight_name)
     if (groups is DEPTHWISE or type(groups) is int) and all(
             _plain(v) for v in (stride, padding, dilation, padding_mode, layout)):
-        return _cached_geometry(*args)
-    return _derive_geometry(*args)
+        return _cached_geometry(*args), args
+    return _derive_geometry(*args), None
 
 
 def _derive_geometry(x_shape, x_dtype, weight_shape, weight_dtype, bias_spec, stride, padding,
@@ -456,7 +461,7 @@ def conv_spec(
     weight = _as_array(weight, weight_name, device)
     bias = None if bias is None else _as_array(bias, "bias", device)
 
-    geometry = _geometry(
+    geometry, key = _geometry(
         tuple(x.shape), x.dtype, tuple(weight.shape), weight.dtype,
         None if bias is None else (tuple(bias.shape), bias.dtype),
         stride, padding, dilation, groups, padding_mode, layout, weight_name,
@@ -492,6 +497,7 @@ def conv_spec(
         device=device,
         stream=stream,
         caller=caller,
+        key=key,
     )
 
 

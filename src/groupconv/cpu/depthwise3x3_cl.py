@@ -49,21 +49,21 @@ def _interior_count(size_in, size_out, stride, dilation, pad):
     return max(hi - lo, 0)
 
 
-def applies(spec, x5, stride, dilation, pad) -> bool:
+def applies(spec, x5_shape, stride, dilation, pad) -> bool:
     """Whether the depthwise spec (multiplier 1, 2-D, channels_last) runs on this kernel.
 
     float32, a 3x3 kernel, at least 16 channels, unit strides and
     dilations or a W stride of 2 and W dilation of 1, and at least one
     interior column and two interior rows (outputs whose taps all lie
-    inside the input). ``x5`` is the kernel's input (padding modes
-    applied); ``stride``, ``dilation`` and ``pad`` (the zero padding before
-    each axis) are 3-tuples.
+    inside the input). ``x5_shape`` is the shape of the kernel's input
+    (padding modes applied); ``stride``, ``dilation`` and ``pad`` (the zero
+    padding before each axis) are 3-tuples.
     """
     unit = stride[1:] == (1, 1) and dilation[1:] == (1, 1)
     if (spec.dtype != np.dtype(np.float32) or tuple(spec.kernel_size) != (3, 3)
             or spec.c_in < LANES or not (unit or stride[2] == 2) or dilation[2] != 1):
         return False
-    (h_in, w_in), (h_out, w_out) = x5.shape[2:4], spec.out_spatial
+    (h_in, w_in), (h_out, w_out) = x5_shape[2:4], spec.out_spatial
     return (_interior_count(w_in, w_out, stride[2], 1, pad[2]) >= 1
             and _interior_count(h_in, h_out, stride[1], dilation[1], pad[1]) >= 2)
 

@@ -10,6 +10,10 @@ Kernels are parallel over output rows or planes, which never overlap.
 
 from __future__ import annotations
 
+import math
+import typing
+
+import numba
 import numpy as np
 
 from . import depthwise3x3_cl, pointwise_cl
@@ -103,83 +107,154 @@ def dense_kernel_applies(spec) -> bool:
             and spec.out_spatial[-1] >= DENSE_PIXELS)
 
 
+#: Routes kept by :func:`direct_arguments` (a network has a few dozen distinct layers).
+ROUTE_CACHE_SIZE = 256
+_ROUTES: dict = {}
+
+
+class _Route(typing.NamedTuple):
+    """How a call geometry runs: the kernel, its arguments' shapes and the static ones.
+
+    ``bind(x5, weight, bias)`` makes the arguments before the output from
+    the call's arrays (views as ``x5_shape`` and ``weight_shape``, the
+    bias from :func:`.kernel_bias`); ``after`` are the arguments after it.
+    """
+
+    kernel: object
+    x5_shape: tuple
+    weight_shape: tuple
+    bind: typing.Callable
+    after: tuple
+
+
 def direct_arguments(spec):
     """The kernel that runs ``spec`` and its arguments before and after the output.
 
     Returns ``(kernel, before, after)``: call ``kernel(*before, out5, *after)``
-    with :func:`output_5d` of the target.
+    with :func:`output_5d` of the target. The route (which kernel, with
+    which static arguments) depends on the call geometry alone, and is kept
+    per :attr:`.ConvSpec.key` and thread count: a repeated call only makes
+    its array arguments (measured, dw3x3_14: the routing cost 25-30 us a
+    call right after a kernel, with the caches cold).
     """
     x, pads = padded_input(spec)
+    key = None if spec.key is None else (spec.key, numba.get_num_threads())
+    route = None if key is None else _ROUTES.get(key)
+    if route is None:
+        route = _route(spec, x, pads)
+        if key is not None:
+            if len(_ROUTES) >= ROUTE_CACHE_SIZE:
+                _ROUTES.clear()
+            _ROUTES[key] = route
+    x5 = np.ascontiguousarray(x.reshape(route.x5_shape))
+    before = route.bind(x5, spec.weight.reshape(route.weight_shape), kernel_bias(spec))
+    return route.kernel, before, route.after
+
+
+def _route(spec, x, pads) -> _Route:
+    """The route of ``spec`` (see :func:`direct_arguments`); ``x`` and ``pads`` from
+    :func:`.padded_input`."""
     channels_last = spec.layout == "channels_last"
     stride, dilation = to_3d(spec.stride, 1), to_3d(spec.dilation, 1)
     pad_lo = to_3d([lo for lo, _ in pads], 0)
     kernel = to_3d(spec.kernel_size, 1)
-    weight = spec.weight.reshape(spec.weight.shape[:2] + kernel)
+    weight_shape = spec.weight.shape[:2] + kernel
     c_out, groups = spec.c_out, spec.groups
-    bias = kernel_bias(spec)
     out_dims = to_3d(spec.out_spatial, 1)
     # 1-D or 2-D data (a depth of 1 in and out, no kernel depth).
     planar = to_3d(x.shape[2:] if not channels_last else x.shape[1:-1], 1)[0] == 1
     planar = planar and kernel[0] == 1 and out_dims[0] == 1
+
+    def route(function, bind, after, x5_shape):
+        return _Route(function, x5_shape, weight_shape, bind, after)
+
     if not channels_last:
-        x5 = np.ascontiguousarray(x.reshape(x.shape[:2] + to_3d(x.shape[2:], 1)))
-        if (weight.shape[1] == 1 and planar and stride == (1, 1, 1)
-                and out_dims[2] == x5.shape[4]):
-            return depthwise_channels_first, (x5, np.ascontiguousarray(weight), bias), (
-                stride, dilation, pad_lo, *depthwise_tiles(kernel, spec.dtype))
-        return channels_first, (x5, np.ascontiguousarray(weight), bias), (stride, dilation,
-                                                                          pad_lo)
+        x5_shape = x.shape[:2] + to_3d(x.shape[2:], 1)
+
+        def bind_cf(x5, weight, bias):
+            return x5, np.ascontiguousarray(weight), bias
+
+        if (weight_shape[1] == 1 and planar and stride == (1, 1, 1)
+                and out_dims[2] == x5_shape[4]):
+            return route(depthwise_channels_first, bind_cf, (
+                stride, dilation, pad_lo, *depthwise_tiles(kernel, spec.dtype)), x5_shape)
+        return route(channels_first, bind_cf, (stride, dilation, pad_lo), x5_shape)
     after = (stride, dilation, pad_lo, *unroll_arguments(kernel, spec.dtype))
-    x5 = np.ascontiguousarray(x.reshape((x.shape[0],) + to_3d(x.shape[1:-1], 1) + x.shape[-1:]))
-    c_group, per_group = weight.shape[1], c_out // groups
+    x5_shape = (x.shape[0],) + to_3d(x.shape[1:-1], 1) + x.shape[-1:]
+    c_group, per_group = weight_shape[1], c_out // groups
     unit_w = stride[2] == 1 and dilation[2] == 1
     depthwise = c_group == 1 and per_group == 1 and planar
-    if depthwise and depthwise3x3_cl.applies(spec, x5, stride, dilation, pad_lo):
-        return depthwise3x3_cl.depthwise_3x3_channels_last, (
-            x5, _depthwise_weight(weight), bias), (stride, dilation, pad_lo)
+
+    def bind_depthwise(x5, weight, bias):
+        return x5, _depthwise_weight(weight), bias
+
+    if depthwise and depthwise3x3_cl.applies(spec, x5_shape, stride, dilation, pad_lo):
+        return route(depthwise3x3_cl.depthwise_3x3_channels_last, bind_depthwise,
+                     (stride, dilation, pad_lo), x5_shape)
     if depthwise and out_dims[2] >= PIXEL_BLOCK:
         tiles = depthwise_tiles(kernel, spec.dtype)
         if (len(tiles[0]) == 1 and len(tiles[1]) > 1 and out_dims[2] >= DEPTHWISE_PIXELS
                 and unit_w):
             # The builds that unroll one kernel row per pass (7x7): blocks of 8
             # pixels from a gathered window.
-            packed, lanes, rows = _window_inputs(spec, weight, bias, 1, stride, dilation,
-                                                 lanes=DEPTHWISE_LANES)
-            return depthwise_window_channels_last, (x5, *packed), (
-                stride, dilation, pad_lo, tiles[1], (0,) * lanes, rows)
-        return depthwise_channels_last, (x5, _depthwise_weight(weight), bias), (
-            stride, dilation, pad_lo, *tiles)
+            bind, lanes, rows = _window_route(spec, 1, stride, dilation,
+                                              lanes=DEPTHWISE_LANES)
+            return route(depthwise_window_channels_last, bind, (
+                stride, dilation, pad_lo, tiles[1], (0,) * lanes, rows), x5_shape)
+        return route(depthwise_channels_last, bind_depthwise, (
+            stride, dilation, pad_lo, *tiles), x5_shape)
     if pointwise_cl.applies(spec):
-        return pointwise_cl.pointwise_channels_last, (
-            x5, pointwise_cl.pack_weight(weight.reshape(c_out, -1)),
-            pointwise_cl.pack_bias(bias)), (pointwise_cl.blocks_per_task(x5.size // c_group),)
+
+        def bind_pointwise(x5, weight, bias):
+            return (x5, pointwise_cl.pack_weight(weight.reshape(c_out, -1)),
+                    pointwise_cl.pack_bias(bias))
+
+        pixels = math.prod(x5_shape) // c_group
+        return route(pointwise_cl.pointwise_channels_last, bind_pointwise,
+                     (pointwise_cl.blocks_per_task(pixels),), x5_shape)
     if dense_kernel_applies(spec):
-        w4 = weight.reshape(weight.shape[:2] + kernel[1:])
-        rows = _task_rows(spec, x5.shape[-1] * (out_dims[2] + kernel[2] - 1), stride, dilation)
-        return dense_channels_last, (x5, pack_dense_weight(w4, groups), bias), (
+
+        def bind_dense(x5, weight, bias):
+            return x5, pack_dense_weight(weight.reshape(weight_shape[:2] + kernel[1:]),
+                                         groups), bias
+
+        rows = _task_rows(spec, x5_shape[-1] * (out_dims[2] + kernel[2] - 1), stride,
+                          dilation)
+        return route(dense_channels_last, bind_dense, (
             stride, dilation, pad_lo, rows,
-            channel_tile(c_group, kernel[1] * kernel[2], spec.dtype.itemsize))
-    # (O, Cg, kd, kh, kw) -> (kd, kh, kw, G, Cg, Og): a copy the size of the weight.
-    w6 = weight.reshape((groups, per_group, c_group) + kernel).transpose(3, 4, 5, 0, 2, 1)
+            channel_tile(c_group, kernel[1] * kernel[2], spec.dtype.itemsize)), x5_shape)
+
+    def by_tap(weight):
+        # (O, Cg, kd, kh, kw) -> (kd, kh, kw, G, Cg, Og): a copy the size of the weight.
+        return weight.reshape((groups, per_group, c_group) + kernel).transpose(3, 4, 5, 0, 2, 1)
+
     if groups < per_group:
-        return channels_last_by_output, (x5, np.ascontiguousarray(w6), bias), after
+
+        def bind_by_output(x5, weight, bias):
+            return x5, np.ascontiguousarray(by_tap(weight)), bias
+
+        return route(channels_last_by_output, bind_by_output, after, x5_shape)
     if planar and per_group % OUTPUT_BLOCK == 0 and out_dims[2] >= PIXEL_BLOCK:
         # Few channels per group, several outputs each: 4 x 4 register blocks.
-        packed, lanes, rows = _window_inputs(spec, weight, bias, OUTPUT_BLOCK, stride, dilation)
+        bind, lanes, rows = _window_route(spec, OUTPUT_BLOCK, stride, dilation)
         # A pass per kernel row (unrolled along W where a build exists): all
         # the taps in one pass were no faster, and cost registers.
         unroll_w = depthwise_tiles(kernel, spec.dtype)[1]
-        return grouped_channels_last_unit if unit_w else grouped_channels_last, (
-            x5, *packed), (stride, dilation, pad_lo, unroll_w, (0,) * lanes, groups, rows)
-    w_t = np.ascontiguousarray(w6.transpose(0, 1, 2, 4, 5, 3))
-    bias_t = np.ascontiguousarray(bias.reshape(groups, per_group).T)
-    if c_group > 1:
-        # Workspace: the input with its channels reordered (c, g), so that the
-        # kernel's loop over groups reads consecutive memory.
-        x5 = np.ascontiguousarray(
-            x5.reshape(x5.shape[:4] + (groups, c_group)).swapaxes(4, 5)
-        ).reshape(x5.shape)
-    return channels_last_by_group, (x5, w_t, bias_t), after
+        return route(grouped_channels_last_unit if unit_w else grouped_channels_last, bind, (
+            stride, dilation, pad_lo, unroll_w, (0,) * lanes, groups, rows), x5_shape)
+
+    def bind_by_group(x5, weight, bias):
+        w_t = np.ascontiguousarray(by_tap(weight).transpose(0, 1, 2, 4, 5, 3))
+        bias_t = np.ascontiguousarray(bias.reshape(groups, per_group).T)
+        if c_group > 1:
+            # Workspace: the input with its channels reordered (c, g), so that the
+            # kernel's loop over groups reads consecutive memory.
+            x5 = np.ascontiguousarray(
+                x5.reshape(x5.shape[:4] + (groups, c_group)).swapaxes(4, 5)
+            ).reshape(x5.shape)
+        return x5, w_t, bias_t
+
+    return route(channels_last_by_group, bind_by_group, after, x5_shape)
 
 
 def _depthwise_weight(weight):
@@ -187,20 +262,26 @@ def _depthwise_weight(weight):
     return aligned_copy(weight[:, 0].transpose(1, 2, 3, 0))
 
 
-def _window_inputs(spec, weight, bias, block, stride, dilation, lanes=None):
-    """Packed weight and bias, lane count and rows per task for the :mod:`.grouped_cl` kernels.
+def _window_route(spec, block, stride, dilation, lanes=None):
+    """``(bind, lanes, rows)`` for the :mod:`.grouped_cl` kernels: ``bind`` packs the
+    weight and bias, then lane count and rows per task.
 
     ``block`` is the outputs per group one block computes; ``lanes`` the
     groups per chunk (default: :func:`.lane_count`).
     """
     groups, kernel = spec.groups, to_3d(spec.kernel_size, 1)
     lanes = lanes or lane_count(groups, spec.dtype)
-    w4 = weight.reshape(weight.shape[:2] + kernel[1:])
-    packed = (pack_weight(w4, groups, lanes, block), pack_bias(bias, groups, lanes, block))
+    c_group = spec.weight.shape[1]
+
+    def bind(x5, weight, bias):
+        w4 = weight.reshape(weight.shape[:2] + kernel[1:])
+        return (x5, pack_weight(w4, groups, lanes, block),
+                pack_bias(bias, groups, lanes, block))
+
     out_w = to_3d(spec.out_spatial, 1)[2]
     span = (out_w - 1) * stride[2] + (kernel[2] - 1) * dilation[2] + 1
-    row_values = -(-groups // lanes) * lanes * weight.shape[1] * span
-    return packed, lanes, _task_rows(spec, row_values, stride, dilation)
+    row_values = -(-groups // lanes) * lanes * c_group * span
+    return bind, lanes, _task_rows(spec, row_values, stride, dilation)
 
 
 def _task_rows(spec, row_values, stride, dilation):

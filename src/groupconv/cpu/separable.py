@@ -183,7 +183,7 @@ def _separable_3x3_channels_last(x, w_t, zeros, pw_packed, pw_bias, out, stride,
 def _register_kernels_apply(depthwise, pointwise, x5, stride, dilation, pad) -> bool:
     """Whether the separable spec runs on :func:`_separable_3x3_channels_last`."""
     return (depthwise.layout == "channels_last" and depthwise.c_out == depthwise.c_in
-            and depthwise3x3_cl.applies(depthwise, x5, stride, dilation, pad)
+            and depthwise3x3_cl.applies(depthwise, x5.shape, stride, dilation, pad)
             and depthwise.c_out * pointwise.c_out <= pointwise_cl.MAX_WEIGHT_VALUES)
 
 

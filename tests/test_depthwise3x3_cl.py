@@ -9,7 +9,7 @@ from groupconv import reference
 from groupconv._spec import conv_spec
 from groupconv.cpu import depthwise3x3_cl
 from groupconv.cpu.depthwise_cl import depthwise_channels_last
-from groupconv.cpu.direct import depthwise_tiles, direct_arguments, output_5d
+from groupconv.cpu.direct import _depthwise_weight, depthwise_tiles, direct_arguments, output_5d
 
 
 def arguments(x, w, **kw):
@@ -78,8 +78,9 @@ def test_bit_identical_to_the_general_kernel(rng, stride):
     ours = np.empty(spec.output_shape, np.float32)
     general = np.empty(spec.output_shape, np.float32)
     kernel(*before, output_5d(spec, ours), *after)
-    depthwise_channels_last(*before, output_5d(spec, general), *after,
-                            *depthwise_tiles((1, 3, 3), spec.dtype))
+    x5, weight, bias = before
+    depthwise_channels_last(x5, _depthwise_weight(weight), bias, output_5d(spec, general),
+                            *after, *depthwise_tiles((1, 3, 3), spec.dtype))
     np.testing.assert_array_equal(ours, general)
 
 
@@ -122,3 +123,20 @@ def test_shapes_it_does_not_take(rng):
     w2 = rng.standard_normal((32, 1, 3, 3)).astype(np.float32)
     spec = conv_spec(x, w2, None, groups=16, padding=1, layout="channels_last")
     assert direct_arguments(spec)[0] is not depthwise3x3_cl.depthwise_3x3_channels_last
+
+
+def test_read_only_and_strided_weights(rng):
+    # The kernel packs the weight itself: from a read-only array, and from a
+    # view with strides (both copied to one C-ordered writeable array first).
+    x = random_array(rng, (2, 9, 10, 24), np.float32)
+    w_store = random_array(rng, (24, 1, 3, 6), np.float32)
+    kw = dict(groups=24, padding=1, layout="channels_last")
+    strided = w_store[:, :, :, ::2]
+    read_only = np.array(strided)
+    read_only.flags.writeable = False
+    for w in (strided, read_only):
+        assert takes_kernel(x, w, padding=1)
+        kept = w.copy()
+        assert_matches_reference(groupconv.conv(x, w, **kw), reference.conv(x, w, **kw),
+                                 scale=9 * 4.0)
+        np.testing.assert_array_equal(w, kept)

@@ -189,7 +189,12 @@ def _route(spec, x, pads) -> _Route:
         return x5, _depthwise_weight(weight), bias
 
     if depthwise and depthwise3x3_cl.applies(spec, x5_shape, stride, dilation, pad_lo):
-        return route(depthwise3x3_cl.depthwise_3x3_channels_last, bind_depthwise,
+
+        def bind_3x3(x5, weight, bias):
+            # The kernel packs the weight itself (tap_major).
+            return x5, _writeable_c_order(weight), bias
+
+        return route(depthwise3x3_cl.depthwise_3x3_channels_last, bind_3x3,
                      (stride, dilation, pad_lo), x5_shape)
     if depthwise and out_dims[2] >= PIXEL_BLOCK:
         tiles = depthwise_tiles(kernel, spec.dtype)
@@ -255,6 +260,13 @@ def _route(spec, x, pads) -> _Route:
         return x5, w_t, bias_t
 
     return route(channels_last_by_group, bind_by_group, after, x5_shape)
+
+
+def _writeable_c_order(array):
+    """``array`` if it is C-ordered and writeable, else such a copy: one Numba type for
+    every caller's array (a read-only one would compile the kernel again)."""
+    flags = array.flags
+    return array if flags.c_contiguous and flags.writeable else np.array(array, order="C")
 
 
 def _depthwise_weight(weight):

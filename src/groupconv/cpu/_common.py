@@ -13,7 +13,7 @@ from ._jit import inlined, jit
 
 __all__ = ["ALIGNMENT", "U", "add_row_taps", "aligned_buffer", "aligned_copy", "aligned_empty",
            "interior_columns", "kernel_bias", "padded_input", "rows_per_task", "to_3d",
-           "valid_range"]
+           "valid_range", "writeable_c_order"]
 
 # Why the inner loops index flat arrays with np.uint64 offsets: Numba wraps
 # negative signed indices (``a[i]`` with ``i < 0`` means ``a[n + i]``), and
@@ -123,6 +123,13 @@ def kernel_bias(spec) -> np.ndarray:
     if bias.dtype == spec.dtype and bias.flags.c_contiguous and bias.flags.writeable:
         return bias
     return np.array(bias, dtype=spec.dtype, order="C")
+
+
+def writeable_c_order(array: np.ndarray) -> np.ndarray:
+    """``array`` if it is C-ordered and writeable, else such a copy: one Numba type for
+    every caller's array (a read-only one would compile the kernel again)."""
+    flags = array.flags
+    return array if flags.c_contiguous and flags.writeable else np.array(array, order="C")
 
 
 @functools.lru_cache(maxsize=64)

@@ -17,7 +17,14 @@ import numba
 import numpy as np
 
 from . import depthwise3x3_cl, pointwise_cl
-from ._common import aligned_copy, kernel_bias, padded_input, rows_per_task, to_3d
+from ._common import (
+    aligned_copy,
+    kernel_bias,
+    padded_input,
+    rows_per_task,
+    to_3d,
+    writeable_c_order,
+)
 from .dense_cl import OUTPUT_CHUNK, channel_tile, dense_channels_last
 from .dense_cl import PIXEL_BLOCK as DENSE_PIXELS
 from .dense_cl import pack_weight as pack_dense_weight
@@ -192,7 +199,7 @@ def _route(spec, x, pads) -> _Route:
 
         def bind_3x3(x5, weight, bias):
             # The kernel packs the weight itself (tap_major).
-            return x5, _writeable_c_order(weight), bias
+            return x5, writeable_c_order(weight), bias
 
         return route(depthwise3x3_cl.depthwise_3x3_channels_last, bind_3x3,
                      (stride, dilation, pad_lo), x5_shape)
@@ -211,8 +218,8 @@ def _route(spec, x, pads) -> _Route:
     if pointwise_cl.applies(spec):
 
         def bind_pointwise(x5, weight, bias):
-            return (x5, pointwise_cl.pack_weight(weight.reshape(c_out, -1)),
-                    pointwise_cl.pack_bias(bias))
+            # The kernel packs the weight and bias itself.
+            return x5, writeable_c_order(weight.reshape(c_out, -1)), bias
 
         pixels = math.prod(x5_shape) // c_group
         return route(pointwise_cl.pointwise_channels_last, bind_pointwise,
@@ -260,13 +267,6 @@ def _route(spec, x, pads) -> _Route:
         return x5, w_t, bias_t
 
     return route(channels_last_by_group, bind_by_group, after, x5_shape)
-
-
-def _writeable_c_order(array):
-    """``array`` if it is C-ordered and writeable, else such a copy: one Numba type for
-    every caller's array (a read-only one would compile the kernel again)."""
-    flags = array.flags
-    return array if flags.c_contiguous and flags.writeable else np.array(array, order="C")
 
 
 def _depthwise_weight(weight):

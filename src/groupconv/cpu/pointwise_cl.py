@@ -20,13 +20,13 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._common import U, aligned_copy, rows_per_task
+from ._common import U, aligned_buffer, rows_per_task
 from ._jit import inlined, jit
 from ._simd import LANES, fma16, load16, splat16, store16_first
 from ._vector_width import wide_vectors
 
-__all__ = ["OUTPUT_PASS", "PIXEL_BLOCK", "applies", "block", "blocks_per_task", "pack_bias",
-           "pack_weight", "pixels_through_passes", "pointwise_channels_last"]
+__all__ = ["OUTPUT_PASS", "PIXEL_BLOCK", "applies", "block", "blocks_per_task", "packed_bias",
+           "packed_weight", "pixels_through_passes", "pointwise_channels_last"]
 
 #: Outputs of one pass: 2 vectors.
 OUTPUT_PASS = 2 * LANES
@@ -60,20 +60,32 @@ def blocks_per_task(pixels: int) -> int:
     return rows_per_task(-(-pixels // PIXEL_BLOCK), TASK_BLOCKS)
 
 
-def pack_weight(weight: np.ndarray) -> np.ndarray:
-    """``(C_out, C_in)`` -> ``(passes, C_in, 32)``, the outputs zero-padded to whole passes."""
+@inlined
+def packed_weight(weight, like):
+    """The ``(C_out, C_in)`` weight as a flat aligned ``(passes, C_in, 32)`` buffer, the
+    outputs zero-padded to whole passes.
+
+    Inside the kernels (before their parallel loop): packed from Python the
+    copies cost tens of us a call right after a kernel, with the caches cold.
+    """
     c_out, c_in = weight.shape
-    passes = -(-c_out // OUTPUT_PASS)
-    packed = np.zeros((passes * OUTPUT_PASS, c_in), dtype=weight.dtype)
-    packed[:c_out] = weight
-    return aligned_copy(packed.reshape(passes, OUTPUT_PASS, c_in).transpose(0, 2, 1))
+    passes = (c_out + OUTPUT_PASS - 1) // OUTPUT_PASS
+    packed = aligned_buffer(passes * c_in * OUTPUT_PASS, like)
+    packed[:] = 0
+    for o in range(c_out):
+        p, k = o // OUTPUT_PASS, o % OUTPUT_PASS
+        for c in range(c_in):
+            packed[(p * c_in + c) * OUTPUT_PASS + k] = weight[o, c]
+    return packed
 
 
-def pack_bias(bias: np.ndarray) -> np.ndarray:
-    """``(C_out,)`` zero-padded to whole passes of 32."""
-    padded = np.zeros(-(-bias.size // OUTPUT_PASS) * OUTPUT_PASS, dtype=bias.dtype)
-    padded[:bias.size] = bias
-    return aligned_copy(padded)
+@inlined
+def packed_bias(bias, like):
+    """``(C_out,)`` as a flat aligned buffer zero-padded to whole passes of 32."""
+    packed = aligned_buffer((bias.size + OUTPUT_PASS - 1) // OUTPUT_PASS * OUTPUT_PASS, like)
+    packed[:] = 0
+    packed[:bias.size] = bias
+    return packed
 
 
 @inlined
@@ -166,18 +178,20 @@ def pixels_through_passes(src, s0, pixel_step, pixels, channels, w_flat, b_flat,
 
 
 @jit(parallel=True)
-def pointwise_channels_last(x, w_packed, b_packed, out, blocks_per_task):
-    """``out = x @ W + bias`` over the last axis: ``x`` is ``(..., C_in)``, ``out`` ``(...,
-    C_out)``, both C-contiguous with the same pixels.
+def pointwise_channels_last(x, weight, bias, out, blocks_per_task):
+    """``out = x @ weight.T + bias`` over the last axis: ``x`` is ``(..., C_in)``, ``out``
+    ``(..., C_out)``, both C-contiguous with the same pixels.
 
-    ``w_packed`` and ``b_packed`` come from :func:`pack_weight` and
-    :func:`pack_bias`. A task owns ``blocks_per_task`` consecutive blocks of
-    pixels, each through :func:`pixels_through_passes`.
+    ``weight`` is ``(C_out, C_in)`` and ``bias`` ``(C_out,)``, packed here
+    (:func:`packed_weight`, :func:`packed_bias`). A task owns
+    ``blocks_per_task`` consecutive blocks of pixels, each through
+    :func:`pixels_through_passes`.
     """
     channels, c_out = x.shape[-1], out.shape[-1]
     pixels = x.size // channels
-    passes = w_packed.shape[0]
-    x_flat, w_flat, out_flat = x.reshape(-1), w_packed.reshape(-1), out.reshape(-1)
+    passes = (c_out + OUTPUT_PASS - 1) // OUTPUT_PASS
+    x_flat, w_flat, out_flat = x.reshape(-1), packed_weight(weight, x), out.reshape(-1)
+    b_packed = packed_bias(bias, x)
     n_blocks = (pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK
     tasks = (n_blocks + blocks_per_task - 1) // blocks_per_task
     for task in prange(tasks):

@@ -27,21 +27,21 @@ from ._blas import gemm_call
 from ._common import (
     U,
     aligned_buffer,
-    aligned_copy,
     interior_columns,
     kernel_bias,
     padded_input,
     rows_per_task,
     to_3d,
+    writeable_c_order,
 )
 from ._jit import inlined, jit
 from ._vector_width import wide_vectors
-from .depthwise3x3_cl import interior_rows, task_unit, task_units, unit_rows
+from .depthwise3x3_cl import interior_rows, tap_major, task_unit, task_units, unit_rows
 from .direct import output_5d, unroll_arguments
 from .direct_cf import channels_first_row
 from .direct_cl import PIXEL_BLOCK, channels_last_row
+from .pointwise_cl import OUTPUT_PASS, packed_bias, packed_weight, pixels_through_passes
 from .pointwise_cl import PIXEL_BLOCK as POINTWISE_PIXELS
-from .pointwise_cl import pixels_through_passes
 
 __all__ = ["TILE_BYTES", "conv_separable"]
 
@@ -142,10 +142,10 @@ def _separable_channels_last(x, w_t, zeros, pw_t, bias, out, stride, dilation, p
 
 
 @jit(parallel=True)
-def _separable_3x3_channels_last(x, w_t, zeros, pw_packed, pw_bias, out, stride, dilation, pad):
-    """``x`` is ``(N, 1, H, W, C)``, ``w_t`` the depthwise weight ``(1, 3, 3, C)``, ``zeros``
-    ``(C,)``; ``pw_packed`` and ``pw_bias`` from :func:`.pointwise_cl.pack_weight` and
-    :func:`.pointwise_cl.pack_bias`; ``out`` is ``(N, 1, H_out, W_out, C_out)``.
+def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad):
+    """``x`` is ``(N, 1, H, W, C)``, ``dw`` the depthwise weight ``(C, 1, 1, 3, 3)``, ``pw``
+    the pointwise weight ``(C_out, C)`` and ``pw_bias`` its bias ``(C_out,)``, all packed
+    here; ``out`` is ``(N, 1, H_out, W_out, C_out)``.
 
     Tasks and their units of rows are those of
     :func:`.depthwise3x3_cl.depthwise_3x3_channels_last`; each unit's
@@ -154,15 +154,16 @@ def _separable_3x3_channels_last(x, w_t, zeros, pw_packed, pw_bias, out, stride,
     """
     n_batch, _, h_in, w_in, channels = x.shape
     h_out, w_out, c_out = out.shape[2], out.shape[3], out.shape[4]
-    x_flat, w_flat, pw_flat, out_flat = x.reshape(-1), w_t.reshape(-1), pw_packed.reshape(-1), \
-        out.reshape(-1)
+    x_flat, w_flat, out_flat = x.reshape(-1), tap_major(dw, x), out.reshape(-1)
+    pw_flat, b_packed = packed_weight(pw, x), packed_bias(pw_bias, x)
+    zeros = np.zeros(channels, dtype=x.dtype)
     c = U(channels)
     oh_lo, oh_hi, pairs, odd = interior_rows(h_in, h_out, stride, dilation, pad)
     ow_lo, ow_hi = interior_columns(3, stride[2], 1, pad[2], w_in, w_out)
     x_dims = (h_in, w_in, channels, 3, 3)
     geometry = (stride[1], dilation[1], stride[2], pad[1], pad[2])
     mid_row = U(w_out) * c
-    passes = pw_packed.shape[0]
+    passes = (c_out + OUTPUT_PASS - 1) // OUTPUT_PASS
     for task in prange(n_batch * pairs):
         wide_vectors()
         n = task // pairs
@@ -176,7 +177,7 @@ def _separable_3x3_channels_last(x, w_t, zeros, pw_packed, pw_bias, out, stride,
             o_row = U((n * h_out + oh) * w_out * c_out)
             for first in range(0, pixels, POINTWISE_PIXELS):
                 pixels_through_passes(mid, U(first) * c, c, min(POINTWISE_PIXELS, pixels - first),
-                                      channels, pw_flat, pw_bias, passes, out_flat,
+                                      channels, pw_flat, b_packed, passes, out_flat,
                                       o_row + U(first * c_out), c_out)
 
 
@@ -225,10 +226,8 @@ def conv_separable(depthwise, pointwise, target: np.ndarray) -> None:
         return
     x5 = np.ascontiguousarray(x.reshape((x.shape[0],) + to_3d(x.shape[1:-1], 1) + x.shape[-1:]))
     if _register_kernels_apply(depthwise, pointwise, x5, stride, dilation, pad_lo):
-        _separable_3x3_channels_last(
-            x5, aligned_copy(dw[:, 0].transpose(1, 2, 3, 0)),
-            np.zeros(c_in, dtype=depthwise.dtype), pointwise_cl.pack_weight(pw),
-            pointwise_cl.pack_bias(bias), out5, stride, dilation, pad_lo)
+        _separable_3x3_channels_last(x5, writeable_c_order(dw), writeable_c_order(pw), bias,
+                                     out5, stride, dilation, pad_lo)
         return
     # Depthwise channel c*M + q sits at (q, c) in the row buffer.
     w_t = np.ascontiguousarray(

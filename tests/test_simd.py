@@ -4,7 +4,16 @@ import numba
 import numpy as np
 import pytest
 
-from groupconv.cpu._simd import LANES, fma16, load16, splat16, store16, store16_first
+from groupconv.cpu._common import U
+from groupconv.cpu._simd import (
+    LANES,
+    copy_run,
+    fma16,
+    load16,
+    splat16,
+    store16,
+    store16_first,
+)
 
 
 @numba.njit(cache=True)
@@ -66,3 +75,19 @@ def test_masked_store_writes_only_the_first_lanes(rng, count):
 def test_out_of_bounds_masked_store_raises():
     with pytest.raises(IndexError):
         _copy_first(np.zeros(LANES, np.float32), np.zeros(8, np.float32), 2, 7)
+
+
+@numba.njit(cache=True)
+def _copy_run(dst, d0, src, s0, count):
+    copy_run(dst, U(d0), src, U(s0), U(count))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64])
+@pytest.mark.parametrize("count", [0, 5, LANES, 2 * LANES + 7])
+def test_copy_run_copies_exactly_its_run(rng, dtype, count):
+    # float32 goes 16 values at a time then one by one; other dtypes by a loop.
+    src = rng.standard_normal(count + 9).astype(dtype)
+    dst = np.full(count + 20, -7.0, dtype=dtype)
+    _copy_run(dst, 11, src, 3, count)
+    np.testing.assert_array_equal(dst[11:11 + count], src[3:3 + count])
+    assert (dst[:11] == -7).all() and (dst[11 + count:] == -7).all()

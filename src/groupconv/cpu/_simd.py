@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from llvmlite import ir
 from numba.core import cgutils, config, types
-from numba.extending import intrinsic, models, register_model
+from numba.extending import intrinsic, models, overload, register_model
 
 from ._common import U
 from ._jit import inlined
 
-__all__ = ["LANES", "fma16", "load4", "load16", "splat16", "store4", "store16", "store16_first",
-           "vector16"]
+__all__ = ["LANES", "copy_run", "fma16", "load4", "load16", "splat16", "store4", "store16",
+           "store16_first", "vector16"]
 
 #: Lanes of one vector.
 LANES = 16
@@ -172,3 +172,31 @@ def store4(array, at, step, a0, a1, a2, a3):
     store16(array, at + step, a1)
     store16(array, at + U(2) * step, a2)
     store16(array, at + U(3) * step, a3)
+
+
+def copy_run(dst, d0, src, s0, count):
+    """``dst[d0 : d0 + count] = src[s0 : s0 + count]`` (flat arrays, unsigned offsets).
+
+    A row copy of a few dozen values: LLVM's vectorised loop wants 64
+    float32 values or more (16 lanes, unrolled 4 times) and copies shorter
+    runs one value at a time, so float32 runs go 16 at a time here, then
+    value by value for the last ``count % 16``; other dtypes as a plain loop.
+    """
+
+
+@overload(copy_run, inline="always")
+def _copy_run_impl(dst, d0, src, s0, count):
+    # Chosen while typing: each build compiles one of the two.
+    if _is_float32_array(dst) and _is_float32_array(src):
+        def impl(dst, d0, src, s0, count):
+            vectors = count // U(LANES)
+            for k in range(vectors):
+                at = k * U(LANES)
+                store16(dst, d0 + at, load16(src, s0 + at))
+            for k in range(vectors * U(LANES), count):
+                dst[d0 + k] = src[s0 + k]
+    else:
+        def impl(dst, d0, src, s0, count):
+            for k in range(count):
+                dst[d0 + k] = src[s0 + k]
+    return impl

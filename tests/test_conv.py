@@ -362,10 +362,11 @@ def test_depthwise_channels_last_nan_stays_local(rng):
     assert_matches_reference(got[finite], want[finite], scale=36.0)
 
 
-# Depthwise channels_first at unit stride with output rows as long as the
-# input rows runs one flat loop per plane and redoes the edge columns
-# (cpu/depthwise_cf.py): test multipliers, dilations, lopsided padding,
-# planes with no interior at all, and that a NaN stays where it belongs.
+# Depthwise channels_first at unit stride copies each plane into a zero-padded
+# buffer and runs one flat loop over it (cpu/depthwise_cf.py): test
+# multipliers, dilations, lopsided padding, no padding, padding wider than
+# the kernel, planes smaller than the kernel, and that a NaN stays where it
+# belongs.
 @pytest.mark.parametrize("size", [3, 5, 7])
 def test_depthwise_channels_first_flat(rng, size):
     for c_in, multiplier, spatial, dilation, padding in [
@@ -374,6 +375,8 @@ def test_depthwise_channels_first_flat(rng, size):
         (2, 1, (12, 13), 2, "same"),
         (2, 1, (size + 2, 2 * size), 1, [(size - 1, 0), (size // 2, size // 2)]),
         (1, 2, (2, 3), 1, "same"),
+        (2, 1, (size + 3, size + 1), 1, "valid"),
+        (1, 2, (6, 5), 1, [(size + 1, 0), (0, size + 2)]),
     ]:
         x = make_input(rng, 2, c_in, spatial, "channels_first", np.float32)
         x[1, 0, spatial[0] // 2, 0] = np.nan

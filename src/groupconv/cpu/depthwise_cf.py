@@ -1,13 +1,12 @@
-"""Depthwise convolution, channels_first, unit stride, output as wide as the input.
+"""Depthwise convolution, channels_first, 2-D, unit stride.
 
-When the output and input rows have the same length (stride 1 and "same"
-width), each plane is first copied into a zero-padded plane buffer (its
-padding along W exactly what the output rows need), and output pixel ``i``
-of a padded-pitch output, counted flat, reads padded pixel ``i +
-offset(kh, kw)`` for every tap: the whole plane is one long flat loop, a
-few thousand iterations that vectorise with the weights as scalars, with
-no border cases (the padding holds zeros). The output rows are then copied
-out without their padded tail. Per plane that is two short copies
+Each plane is first copied into a zero-padded plane buffer, and output
+pixel ``i`` of an output with the padded pitch, counted flat, reads padded
+pixel ``i + offset(kh, kw)`` for every tap: the whole plane is one
+long flat loop, a few thousand iterations that vectorise with the weights
+as scalars, with no border cases (the padding holds zeros). The output
+rows are then copied out without their padded tail. Per plane that is two
+short copies
 (:func:`._simd.copy_run`) instead of recomputing the edge columns and
 border rows pixel by pixel (measured, dw3x3_mbv2_56 channels_first on 2
 threads, the whole call: 2.0 ms before, 1.1-1.35 ms the kernel alone
@@ -65,39 +64,47 @@ def depthwise_channels_first(x, w, bias, out, stride, dilation, pad, unroll_h, u
     """Depthwise convolution (any multiplier) of 2-D channels_first data, unit stride.
 
     ``x`` is ``(N, C_in, 1, H, W)``, ``w`` ``(C_out, 1, 1, kh, kw)``,
-    ``out`` ``(N, C_out, 1, H_out, W)``: the output rows as long as the
-    input rows. ``stride``, ``dilation``, ``pad`` are 3-tuples (stride 1).
-    The lengths of ``unroll_h``/``unroll_w`` set the tile of taps one flat
-    pass unrolls, as in :func:`.depthwise_cl.depthwise_channels_last`.
+    ``out`` ``(N, C_out, 1, H_out, W_out)``, any zero padding; ``stride``
+    (1), ``dilation`` and ``pad`` are 3-tuples. The lengths of
+    ``unroll_h``/``unroll_w`` set the tile of taps one flat pass unrolls, as
+    in :func:`.depthwise_cl.depthwise_channels_last`.
+
+    With the padded pitch ``P`` as the pitch of the flat output too, output
+    ``i = oh*P + ow`` reads padded pixel ``i + kh*dh*P + kw*dw``: the
+    ``(kw - 1)*dw`` columns past ``W_out`` of each flat output row are
+    computed and dropped. (A stride-2 build, reading ``2*i + ...``, was no
+    faster than the generic kernel: measured 5.15 ms on dw3x3_s2_112.)
     """
     n_batch, c_in, _, h_in, w_in = x.shape
     c_out, _, _, kh_size, kw_size = w.shape
-    h_out = out.shape[3]
+    h_out, w_out = out.shape[3], out.shape[4]
     multiplier = c_out // c_in
     dh, dw = dilation[1], dilation[2]
     ph, pw = pad[1], pad[2]
     x_flat, w_flat, out_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
-    # The padded plane: every row the output reads, (kw - 1)*dw extra columns.
+    # The padded plane: the rows and columns the outputs read, no more.
     h_pad = h_out + (kh_size - 1) * dh
-    w_pad = w_in + (kw_size - 1) * dw
-    count = (h_out - 1) * w_pad + w_in
-    row_step, tap_step = U(dh * w_pad), U(dw)
+    pitch = w_out + (kw_size - 1) * dw
+    rows_in = max(min(h_in, h_pad - ph), 0)
+    cols_in = U(max(min(w_in, pitch - pw), 0))
+    count = (h_out - 1) * pitch + w_out
+    row_step, tap_step = U(dh * pitch), U(dw)
     tiles_w = kw_size // len(unroll_w)
     n_tiles = (kh_size // len(unroll_h)) * tiles_w
     planes = n_batch * c_out
     for task in prange((planes + PLANES_PER_TASK - 1) // PLANES_PER_TASK):
         wide_vectors()
-        padded = aligned_buffer(h_pad * w_pad, x_flat)
+        padded = aligned_buffer(h_pad * pitch, x_flat)
         # Zero once: the planes below only overwrite the input's own pixels.
         padded[:] = 0
-        flat = aligned_buffer(h_out * w_pad, out_flat)
+        flat = aligned_buffer(h_out * pitch, out_flat)
         for plane in range(task * PLANES_PER_TASK, min((task + 1) * PLANES_PER_TASK, planes)):
             o = plane % c_out
             n = plane // c_out
             plane_in = U((n * c_in + o // multiplier) * h_in * w_in)
-            for r in range(h_in):
-                copy_run(padded, U((ph + r) * w_pad + pw), x_flat, plane_in + U(r * w_in),
-                         U(w_in))
+            for r in range(rows_in):
+                copy_run(padded, U((ph + r) * pitch + pw), x_flat, plane_in + U(r * w_in),
+                         cols_in)
             w0 = U(o * kh_size * kw_size)
             # The first tile starts from the bias, the rest add to the output.
             for tile in range(n_tiles):
@@ -106,6 +113,6 @@ def depthwise_channels_first(x, w, bias, out, stride, dilation, pad, unroll_h, u
                 _flat_pass(padded, U(kh0) * row_step + U(kw0) * tap_step, row_step, tap_step,
                            w_flat, w0 + U(kh0 * kw_size + kw0), kw_size, flat, U(count),
                            bias[o], tile == 0, unroll_h, unroll_w)
-            plane_out = U(plane * h_out * w_in)
+            plane_out = U(plane * h_out * w_out)
             for oh in range(h_out):
-                copy_run(out_flat, plane_out + U(oh * w_in), flat, U(oh * w_pad), U(w_in))
+                copy_run(out_flat, plane_out + U(oh * w_out), flat, U(oh * pitch), U(w_out))

@@ -181,8 +181,7 @@ def _route(spec, x, pads) -> _Route:
         def bind_cf(x5, weight, bias):
             return x5, np.ascontiguousarray(weight), bias
 
-        if (weight_shape[1] == 1 and planar and stride == (1, 1, 1)
-                and out_dims[2] == x5_shape[4]):
+        if weight_shape[1] == 1 and planar and stride == (1, 1, 1):
             return route(depthwise_channels_first, bind_cf, (
                 stride, dilation, pad_lo, *depthwise_tiles(kernel, spec.dtype)), x5_shape)
         return route(channels_first, bind_cf, (stride, dilation, pad_lo), x5_shape)

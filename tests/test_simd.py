@@ -10,6 +10,7 @@ from groupconv.cpu._simd import (
     copy_run,
     fma16,
     load16,
+    load16_first,
     splat16,
     store16,
     store16_first,
@@ -91,3 +92,24 @@ def test_copy_run_copies_exactly_its_run(rng, dtype, count):
     _copy_run(dst, 11, src, 3, count)
     np.testing.assert_array_equal(dst[11:11 + count], src[3:3 + count])
     assert (dst[:11] == -7).all() and (dst[11 + count:] == -7).all()
+
+
+@numba.njit(cache=True)
+def _load_first(src, at, count, dst):
+    store16(dst, 0, load16_first(src, at, count))
+
+
+@pytest.mark.parametrize("count", [1, 7, LANES])
+def test_load16_first_reads_count_values_and_zeros_the_rest(rng, count):
+    # The run ends at the array's end: no read past it (checked under NUMBA_BOUNDSCHECK=1).
+    src = rng.standard_normal(20).astype(np.float32)
+    dst = np.full(LANES, -1.0, dtype=np.float32)
+    _load_first(src, 20 - count, count, dst)
+    np.testing.assert_array_equal(dst[:count], src[20 - count:])
+    assert (dst[count:] == 0).all()
+
+
+@pytest.mark.skipif(not numba.config.BOUNDSCHECK, reason="checked only under NUMBA_BOUNDSCHECK=1")
+def test_out_of_bounds_masked_load_raises():
+    with pytest.raises(IndexError):
+        _load_first(np.zeros(8, np.float32), 2, 7, np.zeros(LANES, np.float32))

@@ -22,8 +22,8 @@ from numba.extending import intrinsic, models, overload, register_model
 from ._common import U
 from ._jit import inlined
 
-__all__ = ["LANES", "copy_run", "fma16", "load4", "load16", "splat16", "store4", "store16",
-           "store16_first", "vector16"]
+__all__ = ["LANES", "copy_run", "fma16", "load4", "load16", "load16_first", "splat16", "store4",
+           "store16", "store16_first", "vector16"]
 
 #: Lanes of one vector.
 LANES = 16
@@ -111,13 +111,7 @@ def store16_first(typingctx, array, offset, value, count):
     def codegen(context, builder, signature, args):
         count = context.cast(builder, args[3], signature.args[3], types.intp)
         pointer = _vector_pointer(context, builder, *signature.args[:2], *args[:2], count=count)
-        lanes = ir.Constant(ir.VectorType(count.type, LANES), list(range(LANES)))
-        bound = builder.shuffle_vector(
-            builder.insert_element(ir.Constant(ir.VectorType(count.type, LANES), ir.Undefined),
-                                   count, ir.Constant(ir.IntType(32), 0)),
-            ir.Constant(ir.VectorType(count.type, LANES), ir.Undefined),
-            ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
-        mask = builder.icmp_signed("<", lanes, bound)
+        mask = _first_lanes(builder, count)
         function_type = ir.FunctionType(ir.VoidType(), [_VECTOR, pointer.type, ir.IntType(32),
                                                         mask.type])
         store = cgutils.get_or_insert_function(builder.module, function_type,
@@ -126,6 +120,44 @@ def store16_first(typingctx, array, offset, value, count):
         return context.get_dummy_value()
 
     return types.void(array, offset, value, count), codegen
+
+
+def _first_lanes(builder, count):
+    """The mask of the lanes below ``count`` (an ``intp`` value)."""
+    lanes = ir.Constant(ir.VectorType(count.type, LANES), list(range(LANES)))
+    bound = builder.shuffle_vector(
+        builder.insert_element(ir.Constant(ir.VectorType(count.type, LANES), ir.Undefined),
+                               count, ir.Constant(ir.IntType(32), 0)),
+        ir.Constant(ir.VectorType(count.type, LANES), ir.Undefined),
+        ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+    return builder.icmp_signed("<", lanes, bound)
+
+
+@intrinsic
+def load16_first(typingctx, array, offset, count):
+    """``array[offset : offset + count]`` in the first ``count`` lanes (``1 <= count <=
+    16``), zeros in the others.
+
+    A masked load (``llvm.masked.load``: one instruction with AVX-512): the
+    elements from ``count`` on are not read, so a vector can end a row at
+    the end of an array.
+    """
+    if (not _is_float32_array(array) or not isinstance(offset, types.Integer)
+            or not isinstance(count, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        count = context.cast(builder, args[2], signature.args[2], types.intp)
+        pointer = _vector_pointer(context, builder, *signature.args[:2], *args[:2], count=count)
+        mask = _first_lanes(builder, count)
+        function_type = ir.FunctionType(_VECTOR, [pointer.type, ir.IntType(32), mask.type,
+                                                  _VECTOR])
+        load = cgutils.get_or_insert_function(builder.module, function_type,
+                                              f"llvm.masked.load.v{LANES}f32.p0")
+        return builder.call(load, [pointer, ir.Constant(ir.IntType(32), 4), mask,
+                                   ir.Constant(_VECTOR, [0.0] * LANES)])
+
+    return vector16(array, offset, count), codegen
 
 
 @intrinsic
@@ -179,8 +211,9 @@ def copy_run(dst, d0, src, s0, count):
 
     A row copy of a few dozen values: LLVM's vectorised loop wants 64
     float32 values or more (16 lanes, unrolled 4 times) and copies shorter
-    runs one value at a time, so float32 runs go 16 at a time here, then
-    value by value for the last ``count % 16``; other dtypes as a plain loop.
+    runs one value at a time, so float32 runs go 16 at a time here, the
+    last ``count % 16`` as one masked load and store; other dtypes as a
+    plain loop.
     """
 
 
@@ -193,8 +226,10 @@ def _copy_run_impl(dst, d0, src, s0, count):
             for k in range(vectors):
                 at = k * U(LANES)
                 store16(dst, d0 + at, load16(src, s0 + at))
-            for k in range(vectors * U(LANES), count):
-                dst[d0 + k] = src[s0 + k]
+            rest = count - vectors * U(LANES)
+            if rest > 0:
+                at = vectors * U(LANES)
+                store16_first(dst, d0 + at, load16_first(src, s0 + at, rest), rest)
     else:
         def impl(dst, d0, src, s0, count):
             for k in range(count):

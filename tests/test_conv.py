@@ -362,6 +362,37 @@ def test_depthwise_channels_last_nan_stays_local(rng):
     assert_matches_reference(got[finite], want[finite], scale=36.0)
 
 
+# Depthwise 3x3 channels_first at stride 2 (float32) reads its stride-2
+# columns as the even and odd lanes of vector pairs (cpu/depthwise_cf.py):
+# widths around a vector's 16 outputs, multipliers, every padding rule, a
+# plane smaller than a vector, and a NaN that stays where it belongs.
+def test_depthwise_3x3_stride2_channels_first(rng):
+    from groupconv._spec import conv_spec
+    from groupconv.cpu import depthwise_cf
+    from groupconv.cpu.direct import direct_arguments
+
+    for c_in, multiplier, spatial, padding in [
+        (3, 1, (11, 13), 1),
+        (2, 2, (12, 40), 1),
+        (2, 1, (7, 33), [(0, 2), (2, 0)]),
+        (1, 1, (3, 3), 0),
+        (2, 1, (9, 64), "same"),
+        (1, 3, (5, 65), "valid"),
+    ]:
+        x = make_input(rng, 2, c_in, spatial, "channels_first", np.float32)
+        x[1, 0, spatial[0] // 2, 1] = np.nan
+        w = rng.standard_normal((c_in * multiplier, 1, 3, 3)).astype(np.float32)
+        b = rng.standard_normal(c_in * multiplier).astype(np.float32)
+        kw = dict(groups=c_in, stride=2, padding=padding)
+        kernel = direct_arguments(conv_spec(x, w, b, **kw))[0]
+        assert kernel is depthwise_cf.depthwise_3x3_s2_channels_first
+        got = groupconv.conv(x, w, b, **kw)
+        want = reference.conv(x, w, b, **kw)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        finite = ~np.isnan(want)
+        assert_matches_reference(got[finite], want[finite], scale=9 * 4.0)
+
+
 # Depthwise channels_first at unit stride copies each plane into a zero-padded
 # buffer and runs one flat loop over it (cpu/depthwise_cf.py): test
 # multipliers, dilations, lopsided padding, no padding, padding wider than

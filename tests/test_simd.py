@@ -8,9 +8,11 @@ from groupconv.cpu._common import U
 from groupconv.cpu._simd import (
     LANES,
     copy_run,
+    even16,
     fma16,
     load16,
     load16_first,
+    odd16,
     splat16,
     store16,
     store16_first,
@@ -113,3 +115,18 @@ def test_load16_first_reads_count_values_and_zeros_the_rest(rng, count):
 def test_out_of_bounds_masked_load_raises():
     with pytest.raises(IndexError):
         _load_first(np.zeros(8, np.float32), 2, 7, np.zeros(LANES, np.float32))
+
+
+@numba.njit(cache=True)
+def _even_odd(src, even, odd):
+    a, b = load16(src, 0), load16(src, LANES)
+    store16(even, 0, even16(a, b))
+    store16(odd, 0, odd16(a, b))
+
+
+def test_even16_and_odd16_split_a_pair_of_vectors():
+    src = np.arange(2 * LANES, dtype=np.float32)
+    even, odd = np.empty(LANES, np.float32), np.empty(LANES, np.float32)
+    _even_odd(src, even, odd)
+    np.testing.assert_array_equal(even, src[0::2])
+    np.testing.assert_array_equal(odd, src[1::2])

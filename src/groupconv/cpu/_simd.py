@@ -22,8 +22,8 @@ from numba.extending import intrinsic, models, overload, register_model
 from ._common import U
 from ._jit import inlined
 
-__all__ = ["LANES", "copy_run", "fma16", "load4", "load16", "load16_first", "splat16", "store4",
-           "store16", "store16_first", "vector16"]
+__all__ = ["LANES", "copy_run", "even16", "fma16", "load4", "load16", "load16_first", "odd16",
+           "splat16", "store4", "store16", "store16_first", "vector16"]
 
 #: Lanes of one vector.
 LANES = 16
@@ -158,6 +158,30 @@ def load16_first(typingctx, array, offset, count):
                                    ir.Constant(_VECTOR, [0.0] * LANES)])
 
     return vector16(array, offset, count), codegen
+
+
+def _pick(parity):
+    """An intrinsic: lanes ``parity, parity + 2, ..., parity + 30`` of ``a`` then ``b``."""
+
+    def pick(typingctx, a, b):
+        if not (a == b == vector16):
+            return None
+
+        def codegen(context, builder, signature, args):
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES),
+                               list(range(parity, 2 * LANES, 2)))
+            return builder.shuffle_vector(args[0], args[1], mask)
+
+        return vector16(a, b), codegen
+
+    return intrinsic(pick)
+
+
+#: ``even16(a, b)``: lanes 0, 2, ..., 30 of the 32 lanes of ``a`` then ``b`` (one
+#: ``vpermt2ps`` with AVX-512): a stride-2 row's even columns.
+even16 = _pick(0)
+#: ``odd16(a, b)``: lanes 1, 3, ..., 31 of ``a`` then ``b``.
+odd16 = _pick(1)
 
 
 @intrinsic

@@ -16,14 +16,26 @@ loop's unaligned loads (9 per 16 outputs).
 
 from __future__ import annotations
 
+import numpy as np
 from numba import prange
 
 from ._common import U, aligned_buffer
 from ._jit import inlined, jit
-from ._simd import copy_run
+from ._simd import (
+    LANES,
+    copy_run,
+    even16,
+    fma16,
+    load16,
+    odd16,
+    splat16,
+    store16,
+    store16_first,
+)
 from ._vector_width import wide_vectors
 
-__all__ = ["PLANES_PER_TASK", "depthwise_channels_first"]
+__all__ = ["PLANES_PER_TASK", "depthwise_3x3_s2_channels_first", "depthwise_channels_first",
+           "s2_applies"]
 
 #: Planes one parallel task computes (its two plane buffers are allocated once).
 PLANES_PER_TASK = 8
@@ -116,3 +128,84 @@ def depthwise_channels_first(x, w, bias, out, stride, dilation, pad, unroll_h, u
             plane_out = U(plane * h_out * w_out)
             for oh in range(h_out):
                 copy_run(out_flat, plane_out + U(oh * w_out), flat, U(oh * pitch), U(w_out))
+
+
+def s2_applies(spec, stride, dilation) -> bool:
+    """Whether the depthwise channels_first spec runs on :func:`depthwise_3x3_s2_channels_first`:
+    float32, 2-D, a 3x3 kernel, stride 2 and dilation 1 along both axes."""
+    return (spec.dtype == np.dtype(np.float32) and spec.rank == 2
+            and tuple(spec.kernel_size) == (3, 3) and stride[1:] == (2, 2)
+            and dilation[1:] == (1, 1))
+
+
+@inlined
+def _s2_tap_row(padded, at, w0, w1, w2, acc):
+    """``acc`` plus one kernel row's 3 taps for 16 outputs whose row starts at ``padded[at]``.
+
+    Output ``j`` reads columns ``2j``, ``2j + 1`` and ``2j + 2`` from ``at``:
+    the even and odd lanes of two vectors, and the even lanes of the two
+    vectors 2 columns on.
+    """
+    a, b = load16(padded, at), load16(padded, at + U(LANES))
+    acc = fma16(even16(a, b), w0, acc)
+    acc = fma16(odd16(a, b), w1, acc)
+    return fma16(even16(load16(padded, at + U(2)), load16(padded, at + U(2 + LANES))), w2, acc)
+
+
+@jit(parallel=True)
+def depthwise_3x3_s2_channels_first(x, w, bias, out, pad):
+    """Depthwise 3x3 convolution (any multiplier) at stride 2 of 2-D channels_first float32 data.
+
+    ``x`` is ``(N, C_in, 1, H, W)``, ``w`` ``(C_out, 1, 1, 3, 3)``, ``out``
+    ``(N, C_out, 1, H_out, W_out)``, any zero padding (``pad`` the 3-tuple
+    of the padding before each axis). Each plane goes to a zero-padded plane
+    buffer as in :func:`depthwise_channels_first`; then 16 outputs of a row
+    at a time read their stride-2 columns as the even and odd lanes of pairs
+    of vectors (:func:`._simd.even16`), 9 FMAs per 16 outputs summed in the
+    reference's order (bias, then the taps in (kh, kw) order).
+    """
+    n_batch, c_in, _, h_in, w_in = x.shape
+    c_out = w.shape[0]
+    h_out, w_out = out.shape[3], out.shape[4]
+    multiplier = c_out // c_in
+    ph, pw = pad[1], pad[2]
+    x_flat, w_flat, out_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
+    vectors = (w_out + LANES - 1) // LANES
+    h_pad = 2 * (h_out - 1) + 3
+    # Room for the last vector's loads 2 columns on (columns past the outputs' own are zero).
+    pitch = 2 * LANES * vectors + LANES + 2
+    rows_in = max(min(h_in, h_pad - ph), 0)
+    cols_in = U(max(min(w_in, pitch - pw), 0))
+    planes = n_batch * c_out
+    for task in prange((planes + PLANES_PER_TASK - 1) // PLANES_PER_TASK):
+        wide_vectors()
+        padded = aligned_buffer(h_pad * pitch, x_flat)
+        padded[:] = 0
+        for plane in range(task * PLANES_PER_TASK, min((task + 1) * PLANES_PER_TASK, planes)):
+            o = plane % c_out
+            n = plane // c_out
+            plane_in = U((n * c_in + o // multiplier) * h_in * w_in)
+            for r in range(rows_in):
+                copy_run(padded, U((ph + r) * pitch + pw), x_flat, plane_in + U(r * w_in),
+                         cols_in)
+            t = U(o * 9)
+            w00, w01, w02 = splat16(w_flat[t]), splat16(w_flat[t + U(1)]), splat16(w_flat[t + U(2)])
+            w10, w11, w12 = (splat16(w_flat[t + U(3)]), splat16(w_flat[t + U(4)]),
+                             splat16(w_flat[t + U(5)]))
+            w20, w21, w22 = (splat16(w_flat[t + U(6)]), splat16(w_flat[t + U(7)]),
+                             splat16(w_flat[t + U(8)]))
+            b = splat16(bias[o])
+            plane_out = U(plane * h_out * w_out)
+            for oh in range(h_out):
+                top = U(2 * oh) * U(pitch)
+                for v in range(vectors):
+                    at = top + U(2 * LANES * v)
+                    acc = _s2_tap_row(padded, at, w00, w01, w02, b)
+                    acc = _s2_tap_row(padded, at + U(pitch), w10, w11, w12, acc)
+                    acc = _s2_tap_row(padded, at + U(2 * pitch), w20, w21, w22, acc)
+                    dst = plane_out + U(oh * w_out + v * LANES)
+                    count = min(LANES, w_out - v * LANES)
+                    if count == LANES:
+                        store16(out_flat, dst, acc)
+                    else:
+                        store16_first(out_flat, dst, acc, count)

@@ -16,7 +16,7 @@ import typing
 import numba
 import numpy as np
 
-from . import depthwise3x3_cl, pointwise_cl
+from . import depthwise3x3_cl, depthwise_cf, pointwise_cl
 from ._common import (
     aligned_copy,
     kernel_bias,
@@ -184,6 +184,9 @@ def _route(spec, x, pads) -> _Route:
         if weight_shape[1] == 1 and planar and stride == (1, 1, 1):
             return route(depthwise_channels_first, bind_cf, (
                 stride, dilation, pad_lo, *depthwise_tiles(kernel, spec.dtype)), x5_shape)
+        if weight_shape[1] == 1 and planar and depthwise_cf.s2_applies(spec, stride, dilation):
+            return route(depthwise_cf.depthwise_3x3_s2_channels_first, bind_cf, (pad_lo,),
+                         x5_shape)
         return route(channels_first, bind_cf, (stride, dilation, pad_lo), x5_shape)
     after = (stride, dilation, pad_lo, *unroll_arguments(kernel, spec.dtype))
     x5_shape = (x.shape[0],) + to_3d(x.shape[1:-1], 1) + x.shape[-1:]

@@ -71,6 +71,16 @@ def _flat_pass(x_flat, x0, row_step, tap_step, w_flat, w0, kw_size, out_flat, co
                                 kw_size, i, rows, cols)
 
 
+@inlined
+def _fill_plane(padded, pitch, pad, x_flat, x_shape, n, c, rows, cols):
+    """Input plane ``(n, c)`` into the zero-padded plane buffer (pitch ``pitch``) at ``pad``:
+    its first ``rows`` rows, ``cols`` values each (the rest of the buffer keeps its zeros)."""
+    h_in, w_in = x_shape[3], x_shape[4]
+    plane_in = U((n * x_shape[1] + c) * h_in * w_in)
+    for r in range(rows):
+        copy_run(padded, U((pad[0] + r) * pitch + pad[1]), x_flat, plane_in + U(r * w_in), cols)
+
+
 @jit(parallel=True)
 def depthwise_channels_first(x, w, bias, out, stride, dilation, pad, unroll_h, unroll_w):
     """Depthwise convolution (any multiplier) of 2-D channels_first data, unit stride.
@@ -112,11 +122,8 @@ def depthwise_channels_first(x, w, bias, out, stride, dilation, pad, unroll_h, u
         flat = aligned_buffer(h_out * pitch, out_flat)
         for plane in range(task * PLANES_PER_TASK, min((task + 1) * PLANES_PER_TASK, planes)):
             o = plane % c_out
-            n = plane // c_out
-            plane_in = U((n * c_in + o // multiplier) * h_in * w_in)
-            for r in range(rows_in):
-                copy_run(padded, U((ph + r) * pitch + pw), x_flat, plane_in + U(r * w_in),
-                         cols_in)
+            _fill_plane(padded, pitch, (ph, pw), x_flat, x.shape, plane // c_out, o // multiplier,
+                        rows_in, cols_in)
             w0 = U(o * kh_size * kw_size)
             # The first tile starts from the bias, the rest add to the output.
             for tile in range(n_tiles):
@@ -183,11 +190,8 @@ def depthwise_3x3_s2_channels_first(x, w, bias, out, pad):
         padded[:] = 0
         for plane in range(task * PLANES_PER_TASK, min((task + 1) * PLANES_PER_TASK, planes)):
             o = plane % c_out
-            n = plane // c_out
-            plane_in = U((n * c_in + o // multiplier) * h_in * w_in)
-            for r in range(rows_in):
-                copy_run(padded, U((ph + r) * pitch + pw), x_flat, plane_in + U(r * w_in),
-                         cols_in)
+            _fill_plane(padded, pitch, (ph, pw), x_flat, x.shape, plane // c_out, o // multiplier,
+                        rows_in, cols_in)
             t = U(o * 9)
             w00, w01, w02 = splat16(w_flat[t]), splat16(w_flat[t + U(1)]), splat16(w_flat[t + U(2)])
             w10, w11, w12 = (splat16(w_flat[t + U(3)]), splat16(w_flat[t + U(4)]),

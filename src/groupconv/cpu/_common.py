@@ -117,12 +117,9 @@ def kernel_bias(spec) -> np.ndarray:
     is one (else a tiny copy: a read-only bias would be a separate Numba
     type, compiled again); zeros for no bias are made once per size and dtype.
     """
-    bias = spec.bias
-    if bias is None:
+    if spec.bias is None:
         return _zeros(spec.c_out, spec.dtype)
-    if bias.dtype == spec.dtype and bias.flags.c_contiguous and bias.flags.writeable:
-        return bias
-    return np.array(bias, dtype=spec.dtype, order="C")
+    return writeable_c_order(spec.bias)  # already in the compute dtype (ConvSpec)
 
 
 def writeable_c_order(array: np.ndarray) -> np.ndarray:

@@ -72,10 +72,15 @@ def _flat_pass(x_flat, x0, row_step, tap_step, w_flat, w0, kw_size, out_flat, co
 
 
 @inlined
-def _fill_plane(padded, pitch, pad, x_flat, x_shape, n, c, rows, cols):
-    """Input plane ``(n, c)`` into the zero-padded plane buffer (pitch ``pitch``) at ``pad``:
-    its first ``rows`` rows, ``cols`` values each (the rest of the buffer keeps its zeros)."""
+def _fill_plane(padded, h_pad, pitch, pad, x_flat, x_shape, n, c):
+    """Input plane ``(n, c)`` into the zero-padded ``(h_pad, pitch)`` plane buffer at ``pad``.
+
+    Only the input pixels that fit are copied (the outputs may not read the
+    last rows or columns); the rest of the buffer keeps its zeros.
+    """
     h_in, w_in = x_shape[3], x_shape[4]
+    rows = max(min(h_in, h_pad - pad[0]), 0)
+    cols = U(max(min(w_in, pitch - pad[1]), 0))
     plane_in = U((n * x_shape[1] + c) * h_in * w_in)
     for r in range(rows):
         copy_run(padded, U((pad[0] + r) * pitch + pad[1]), x_flat, plane_in + U(r * w_in), cols)
@@ -97,7 +102,7 @@ def depthwise_channels_first(x, w, bias, out, stride, dilation, pad, unroll_h, u
     computed and dropped. (A stride-2 build, reading ``2*i + ...``, was no
     faster than the generic kernel: measured 5.15 ms on dw3x3_s2_112.)
     """
-    n_batch, c_in, _, h_in, w_in = x.shape
+    n_batch, c_in = x.shape[0], x.shape[1]
     c_out, _, _, kh_size, kw_size = w.shape
     h_out, w_out = out.shape[3], out.shape[4]
     multiplier = c_out // c_in
@@ -107,8 +112,6 @@ def depthwise_channels_first(x, w, bias, out, stride, dilation, pad, unroll_h, u
     # The padded plane: the rows and columns the outputs read, no more.
     h_pad = h_out + (kh_size - 1) * dh
     pitch = w_out + (kw_size - 1) * dw
-    rows_in = max(min(h_in, h_pad - ph), 0)
-    cols_in = U(max(min(w_in, pitch - pw), 0))
     count = (h_out - 1) * pitch + w_out
     row_step, tap_step = U(dh * pitch), U(dw)
     tiles_w = kw_size // len(unroll_w)
@@ -122,8 +125,8 @@ def depthwise_channels_first(x, w, bias, out, stride, dilation, pad, unroll_h, u
         flat = aligned_buffer(h_out * pitch, out_flat)
         for plane in range(task * PLANES_PER_TASK, min((task + 1) * PLANES_PER_TASK, planes)):
             o = plane % c_out
-            _fill_plane(padded, pitch, (ph, pw), x_flat, x.shape, plane // c_out, o // multiplier,
-                        rows_in, cols_in)
+            _fill_plane(padded, h_pad, pitch, (ph, pw), x_flat, x.shape, plane // c_out,
+                        o // multiplier)
             w0 = U(o * kh_size * kw_size)
             # The first tile starts from the bias, the rest add to the output.
             for tile in range(n_tiles):
@@ -171,7 +174,7 @@ def depthwise_3x3_s2_channels_first(x, w, bias, out, pad):
     of vectors (:func:`._simd.even16`), 9 FMAs per 16 outputs summed in the
     reference's order (bias, then the taps in (kh, kw) order).
     """
-    n_batch, c_in, _, h_in, w_in = x.shape
+    n_batch, c_in = x.shape[0], x.shape[1]
     c_out = w.shape[0]
     h_out, w_out = out.shape[3], out.shape[4]
     multiplier = c_out // c_in
@@ -181,8 +184,6 @@ def depthwise_3x3_s2_channels_first(x, w, bias, out, pad):
     h_pad = 2 * (h_out - 1) + 3
     # Room for the last vector's loads 2 columns on (columns past the outputs' own are zero).
     pitch = 2 * LANES * vectors + LANES + 2
-    rows_in = max(min(h_in, h_pad - ph), 0)
-    cols_in = U(max(min(w_in, pitch - pw), 0))
     planes = n_batch * c_out
     for task in prange((planes + PLANES_PER_TASK - 1) // PLANES_PER_TASK):
         wide_vectors()
@@ -190,8 +191,8 @@ def depthwise_3x3_s2_channels_first(x, w, bias, out, pad):
         padded[:] = 0
         for plane in range(task * PLANES_PER_TASK, min((task + 1) * PLANES_PER_TASK, planes)):
             o = plane % c_out
-            _fill_plane(padded, pitch, (ph, pw), x_flat, x.shape, plane // c_out, o // multiplier,
-                        rows_in, cols_in)
+            _fill_plane(padded, h_pad, pitch, (ph, pw), x_flat, x.shape, plane // c_out,
+                        o // multiplier)
             t = U(o * 9)
             w00, w01, w02 = splat16(w_flat[t]), splat16(w_flat[t + U(1)]), splat16(w_flat[t + U(2)])
             w10, w11, w12 = (splat16(w_flat[t + U(3)]), splat16(w_flat[t + U(4)]),

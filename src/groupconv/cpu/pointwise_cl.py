@@ -26,7 +26,7 @@ from ._simd import LANES, fma16, load16, splat16, store16_first
 from ._vector_width import wide_vectors
 
 __all__ = ["OUTPUT_PASS", "PIXEL_BLOCK", "applies", "block", "blocks_per_task", "packed_bias",
-           "packed_weight", "pixels_through_passes", "pointwise_channels_last"]
+           "packed_weight", "pass_count", "pixels_through_passes", "pointwise_channels_last"]
 
 #: Outputs of one pass: 2 vectors.
 OUTPUT_PASS = 2 * LANES
@@ -61,6 +61,12 @@ def blocks_per_task(pixels: int) -> int:
 
 
 @inlined
+def pass_count(c_out):
+    """Passes of :data:`OUTPUT_PASS` outputs that cover ``c_out`` outputs."""
+    return (c_out + OUTPUT_PASS - 1) // OUTPUT_PASS
+
+
+@inlined
 def packed_weight(weight, like):
     """The ``(C_out, C_in)`` weight as a flat aligned ``(passes, C_in, 32)`` buffer, the
     outputs zero-padded to whole passes.
@@ -69,8 +75,7 @@ def packed_weight(weight, like):
     copies cost tens of us a call right after a kernel, with the caches cold.
     """
     c_out, c_in = weight.shape
-    passes = (c_out + OUTPUT_PASS - 1) // OUTPUT_PASS
-    packed = aligned_buffer(passes * c_in * OUTPUT_PASS, like)
+    packed = aligned_buffer(pass_count(c_out) * c_in * OUTPUT_PASS, like)
     packed[:] = 0
     for o in range(c_out):
         p, k = o // OUTPUT_PASS, o % OUTPUT_PASS
@@ -82,7 +87,7 @@ def packed_weight(weight, like):
 @inlined
 def packed_bias(bias, like):
     """``(C_out,)`` as a flat aligned buffer zero-padded to whole passes of 32."""
-    packed = aligned_buffer((bias.size + OUTPUT_PASS - 1) // OUTPUT_PASS * OUTPUT_PASS, like)
+    packed = aligned_buffer(pass_count(bias.size) * OUTPUT_PASS, like)
     packed[:] = 0
     packed[:bias.size] = bias
     return packed
@@ -189,7 +194,7 @@ def pointwise_channels_last(x, weight, bias, out, blocks_per_task):
     """
     channels, c_out = x.shape[-1], out.shape[-1]
     pixels = x.size // channels
-    passes = (c_out + OUTPUT_PASS - 1) // OUTPUT_PASS
+    passes = pass_count(c_out)
     x_flat, w_flat, out_flat = x.reshape(-1), packed_weight(weight, x), out.reshape(-1)
     b_packed = packed_bias(bias, x)
     n_blocks = (pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK

@@ -40,8 +40,8 @@ from .depthwise3x3_cl import interior_rows, tap_major, task_unit, task_units, un
 from .direct import output_5d, unroll_arguments
 from .direct_cf import channels_first_row
 from .direct_cl import PIXEL_BLOCK, channels_last_row
-from .pointwise_cl import OUTPUT_PASS, packed_bias, packed_weight, pixels_through_passes
 from .pointwise_cl import PIXEL_BLOCK as POINTWISE_PIXELS
+from .pointwise_cl import packed_bias, packed_weight, pass_count, pixels_through_passes
 
 __all__ = ["TILE_BYTES", "conv_separable"]
 
@@ -163,7 +163,7 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
     x_dims = (h_in, w_in, channels, 3, 3)
     geometry = (stride[1], dilation[1], stride[2], pad[1], pad[2])
     mid_row = U(w_out) * c
-    passes = (c_out + OUTPUT_PASS - 1) // OUTPUT_PASS
+    passes = pass_count(c_out)
     for task in prange(n_batch * pairs):
         wide_vectors()
         n = task // pairs

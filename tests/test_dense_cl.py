@@ -90,11 +90,11 @@ def test_shapes_it_does_not_take(rng):
     x = rng.standard_normal((1, 8, 8, 64)).astype(np.float32)
     w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
     assert takes_dense_kernel(x, w, padding=1)
-    # float64, channels_first, outputs per group not a multiple of 64, steps
+    # float64, channels_first, outputs per group not a multiple of the chunk, steps
     # along W, outputs narrower than a block, 3-D data: the other paths.
     assert not takes_dense_kernel(x.astype(np.float64), w.astype(np.float64), padding=1)
     assert choose_algorithm(conv_spec(x.transpose(0, 3, 1, 2), w, padding=1)) == "gemm"
-    assert not takes_dense_kernel(x, w[:48], padding=1)
+    assert not takes_dense_kernel(x, w[:40], padding=1)  # 40: a multiple of neither 16 nor 64
     assert not takes_dense_kernel(x, w, padding=1, stride=(1, 2))
     assert not takes_dense_kernel(x, w, padding=1, dilation=(1, 2))
     assert not takes_dense_kernel(x[:, :, :4], w, padding=1)
@@ -103,14 +103,15 @@ def test_shapes_it_does_not_take(rng):
 
 
 def test_packing_layout(rng):
-    w = rng.standard_normal((2 * 128, 3, 2, 5)).astype(np.float32)
+    chunk = dense_cl.OUTPUT_CHUNK  # 64 with AVX-512, else 16
+    w = rng.standard_normal((2 * 2 * chunk, 3, 2, 5)).astype(np.float32)
     packed = dense_cl.pack_weight(w, 2)
-    assert packed.shape == (2, 2, 2, 5, 3, 64)
+    assert packed.shape == (2, 2, 2, 5, 3, chunk)
     # Group 1, chunk 1, tap (1, 4), input channel 2, output lane 7.
-    assert packed[1, 1, 1, 4, 2, 7] == w[128 + 64 + 7, 2, 1, 4]
+    assert packed[1, 1, 1, 4, 2, 7] == w[2 * chunk + chunk + 7, 2, 1, 4]
     # A channel tile's weights for one chunk fit the bound.
     tile = dense_cl.channel_tile(64, 9, 4)
-    assert tile * 9 * 64 * 4 <= dense_cl.WEIGHT_TILE_BYTES < (tile + 1) * 9 * 64 * 4
+    assert tile * 9 * chunk * 4 <= dense_cl.WEIGHT_TILE_BYTES < (tile + 1) * 9 * chunk * 4
     assert dense_cl.channel_tile(3, 9, 4) == 3 and dense_cl.channel_tile(8, 10**6, 4) == 1
 
 

@@ -82,13 +82,15 @@ def test_shapes_it_does_not_take(rng):
 
 
 def test_packing_layout(rng):
+    n = pointwise_cl.OUTPUT_PASS  # 32 with AVX-512, else 16
     w = rng.standard_normal((40, 3)).astype(np.float32)
     flat = pointwise_cl.packed_weight(w, w)  # the helper the kernels inline, run alone
-    assert flat.shape == (2 * 3 * 32,) and flat.ctypes.data % 64 == 0
-    packed = flat.reshape(2, 3, 32)
-    # Output 37 is lane 5 of the second pass; the padding is zero.
-    assert packed[1, 2, 5] == w[37, 2]
-    np.testing.assert_array_equal(packed[0], w[:32].T)
-    assert (packed[1, :, 8:] == 0).all()
+    passes = -(-40 // n)
+    assert flat.shape == (passes * 3 * n,) and flat.ctypes.data % 64 == 0
+    packed = flat.reshape(passes, 3, n)
+    # Output 37 is lane 37 % n of pass 37 // n; the padding is zero.
+    assert packed[37 // n, 2, 37 % n] == w[37, 2]
+    np.testing.assert_array_equal(packed[0], w[:n].T)
+    assert (packed[-1, :, 40 - (passes - 1) * n:] == 0).all()
     bias = pointwise_cl.packed_bias(np.arange(40, dtype=np.float32), w)
-    assert bias.shape == (64,) and bias[39] == 39 and (bias[40:] == 0).all()
+    assert bias.shape == (passes * n,) and bias[39] == 39 and (bias[40:] == 0).all()

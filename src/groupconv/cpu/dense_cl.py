@@ -1,12 +1,16 @@
 """Channels_last convolution with many channels per group, 1-D and 2-D: a register micro-kernel.
 
-For dense and few-group layers (64 or more outputs per group), the kernel
-is the micro-kernel of a matrix product applied to the input in place: a
-block of :data:`PIXEL_BLOCK` adjacent output pixels times 64 outputs keeps
-its sums in 24 vector registers (:mod:`._simd`, 16 lanes each) across a
-tile of input channels and every tap; per input channel and tap it loads
-4 weight vectors and broadcasts each pixel's input value, 24 multiply-adds
-for 10 loads. No im2col, no BLAS call.
+For dense and few-group layers (a multiple of :data:`OUTPUT_CHUNK` outputs
+per group), the kernel is the micro-kernel of a matrix product applied to
+the input in place: a block of :data:`PIXEL_BLOCK` adjacent output pixels
+times :data:`OUTPUT_CHUNK` outputs keeps its sums in vector registers
+(:mod:`._simd`, 16 lanes each) across a tile of input channels and every
+tap. With AVX-512 (32 registers) a block is 6 pixels x 64 outputs: per
+input channel and tap it loads 4 weight vectors and broadcasts each
+pixel's input value, 24 multiply-adds for 10 loads. With 16 registers
+(AVX2) it is 6 pixels x 16 outputs, 6 multiply-adds for 7 loads: the
+wider block's 24 sums would not fit (see
+:func:`._vector_width.register_vectors`). No im2col, no BLAS call.
 
 Loop order, per task (``tile_rows`` output rows of one image): the input
 rows they read are gathered once into a zero-padded window (plain
@@ -24,21 +28,26 @@ from numba import prange
 
 from ._common import U, aligned_buffer, aligned_copy
 from ._jit import inlined, jit
-from ._simd import LANES, fma16, load4, splat16, store4
+from ._simd import LANES, fma16, load4, load16, splat16, store4, store16
+from ._vector_width import REGISTER_VECTORS
 
-__all__ = ["OUTPUT_CHUNK", "PIXEL_BLOCK", "WEIGHT_TILE_BYTES", "channel_tile",
+__all__ = ["OUTPUT_CHUNK", "OUTPUT_VECTORS", "PIXEL_BLOCK", "WEIGHT_TILE_BYTES", "channel_tile",
            "dense_channels_last", "pack_weight"]
 
-#: Outputs one block computes: 4 vectors.
-OUTPUT_CHUNK = 4 * LANES
-#: Adjacent output pixels one block computes (6 x 4 sums + 4 weights: 28 registers).
+#: Output vectors one block computes: 4 (6 x 4 sums + 4 weights: 28 of 32
+#: registers), or 1 where the registers hold 8 vectors (6 sums + 1 weight).
+OUTPUT_VECTORS = 4 if REGISTER_VECTORS >= 32 else 1
+#: Outputs one block computes.
+OUTPUT_CHUNK = OUTPUT_VECTORS * LANES
+#: Adjacent output pixels one block computes.
 PIXEL_BLOCK = 6
 #: Bound of the weights of one tile of input channels (kept in L1).
 WEIGHT_TILE_BYTES = 32 * 2**10
 
 
 def pack_weight(weight: np.ndarray, groups: int) -> np.ndarray:
-    """``(C_out, Cg, kh, kw)`` -> ``(G, O_g // 64, kh, kw, Cg, 64)``."""
+    """``(C_out, Cg, kh, kw)`` -> ``(G, O_g // n, kh, kw, Cg, n)``, ``n`` =
+    :data:`OUTPUT_CHUNK`."""
     c_out, c_group, kh, kw = weight.shape
     w = weight.reshape(groups, c_out // groups // OUTPUT_CHUNK, OUTPUT_CHUNK, c_group, kh, kw)
     return aligned_copy(w.transpose(0, 1, 4, 5, 3, 2))
@@ -57,8 +66,9 @@ def _fma4(a0, a1, a2, a3, value, w0, w1, w2, w3):
 
 
 @inlined
-def _block(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, sums, s0):
-    """``sums[s0 + p*64 + o]`` += the block's 6 pixels x 64 outputs over a channel tile.
+def _block_4(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, sums, s0):
+    """``sums[s0 + p*64 + o]`` += the block's 6 pixels x 64 outputs over a channel tile
+    (:data:`OUTPUT_VECTORS` = 4).
 
     ``taps`` is ``(kh, kw, dh)``; pixel ``p``, tap ``(i, j)``, channel ``c``
     reads ``window[x0 + i*dh*row_step + (j + p)*pixel_step + c]`` and weighs
@@ -100,6 +110,39 @@ def _block(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, sums, s0
 
 
 @inlined
+def _block_1(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, sums, s0):
+    """:func:`_block_4` for 16 outputs (:data:`OUTPUT_VECTORS` = 1): ``sums[s0 + p*16 + o]``
+    and ``w_flat[w0 + ((i*kw + j)*Cg + c)*16 + o]``."""
+    kh_size, kw_size, dh, c_group = taps
+    a0, a1, a2 = load16(sums, s0), load16(sums, s0 + U(16)), load16(sums, s0 + U(32))
+    a3, a4, a5 = load16(sums, s0 + U(48)), load16(sums, s0 + U(64)), load16(sums, s0 + U(80))
+    for i in range(kh_size):
+        for j in range(kw_size):
+            xi = x0 + U(i * dh) * row_step + U(j) * pixel_step
+            wi = w0 + U((i * kw_size + j) * c_group * OUTPUT_CHUNK)
+            for _ in range(c_count):
+                w = load16(w_flat, wi)
+                a0 = fma16(splat16(window[xi]), w, a0)
+                a1 = fma16(splat16(window[xi + pixel_step]), w, a1)
+                a2 = fma16(splat16(window[xi + U(2) * pixel_step]), w, a2)
+                a3 = fma16(splat16(window[xi + U(3) * pixel_step]), w, a3)
+                a4 = fma16(splat16(window[xi + U(4) * pixel_step]), w, a4)
+                a5 = fma16(splat16(window[xi + U(5) * pixel_step]), w, a5)
+                xi += U(1)
+                wi += U(OUTPUT_CHUNK)
+    store16(sums, s0, a0)
+    store16(sums, s0 + U(16), a1)
+    store16(sums, s0 + U(32), a2)
+    store16(sums, s0 + U(48), a3)
+    store16(sums, s0 + U(64), a4)
+    store16(sums, s0 + U(80), a5)
+
+
+#: The block for this target's registers.
+_block = _block_4 if OUTPUT_VECTORS == 4 else _block_1
+
+
+@inlined
 def _gather_window(x_flat, x_dims, n, top, left, rows, span, window):
     """``window[r, col, c]`` = input ``(n, top + r, left + col, c)``, 0 outside.
 
@@ -124,7 +167,8 @@ def _gather_window(x_flat, x_dims, n, top, left, rows, span, window):
 
 @jit(parallel=True)
 def dense_channels_last(x, w_packed, bias, out, stride, dilation, pad, tile_rows, c_tile):
-    """Grouped convolution of 2-D channels_last data, ``C_out // groups`` a multiple of 64.
+    """Grouped convolution of 2-D channels_last data, ``C_out // groups`` a multiple of
+    :data:`OUTPUT_CHUNK`.
 
     ``x`` is ``(N, 1, H, W, C_in)`` float32, ``w_packed`` comes from
     :func:`pack_weight`, ``bias`` is ``(C_out,)`` and ``out`` is ``(N, 1,

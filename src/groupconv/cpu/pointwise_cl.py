@@ -5,9 +5,13 @@ the ``(pixels, C_in)`` input with the ``(C_in, C_out)`` weight, the pixels
 consecutive in memory across rows and images. BLAS is slow when ``C_out``
 is small (MobileNet's 144 -> 24 projections: a product 24 columns wide);
 here a block of :data:`PIXEL_BLOCK` pixels times :data:`OUTPUT_PASS`
-outputs keeps its 24 sums in vector registers (:mod:`._simd`) across every
-input channel: per channel, 2 weight vectors and 12 broadcast inputs feed
-24 multiply-adds. The weight is zero-padded to whole passes of 32 outputs;
+outputs keeps its sums in vector registers (:mod:`._simd`) across every
+input channel. With AVX-512 (32 registers) a block is 12 pixels x 32
+outputs: per channel, 2 weight vectors and 12 broadcast inputs feed 24
+multiply-adds. With 16 registers (AVX2) it is 6 pixels x 16 outputs, 6
+multiply-adds per weight vector (24 sums would not fit: see
+:func:`._vector_width.register_vectors`). The weight is zero-padded to
+whole passes of :data:`OUTPUT_PASS` outputs;
 the stores write only the real outputs (masked stores) and the real
 pixels, so a block may end a row or the data and nothing is written twice.
 
@@ -23,15 +27,17 @@ from numba import prange
 from ._common import U, aligned_buffer, rows_per_task
 from ._jit import inlined, jit
 from ._simd import LANES, fma16, load16, splat16, store16_first
-from ._vector_width import wide_vectors
+from ._vector_width import REGISTER_VECTORS, wide_vectors
 
 __all__ = ["OUTPUT_PASS", "PIXEL_BLOCK", "applies", "block", "blocks_per_task", "packed_bias",
            "packed_weight", "pass_count", "pixels_through_passes", "pointwise_channels_last"]
 
-#: Outputs of one pass: 2 vectors.
-OUTPUT_PASS = 2 * LANES
-#: Pixels of one block (12 x 2 sums + 2 weights + 1 broadcast: 27 registers).
-PIXEL_BLOCK = 12
+_WIDE = REGISTER_VECTORS >= 32
+#: Outputs of one pass: 2 vectors, or 1 where the registers hold 8 vectors.
+OUTPUT_PASS = (2 if _WIDE else 1) * LANES
+#: Pixels of one block (12 x 2 sums + 2 weights + 1 broadcast: 27 of 32
+#: registers; or 6 sums + 1 weight + 1 broadcast: 8 vectors).
+PIXEL_BLOCK = 12 if _WIDE else 6
 #: Largest weight (C_in x C_out values) taken; larger products go to BLAS,
 #: which tiles them for the caches.
 MAX_WEIGHT_VALUES = 2**17
@@ -43,7 +49,7 @@ def applies(spec) -> bool:
     """Whether ``spec`` runs on :func:`pointwise_channels_last`.
 
     channels_last float32, one group, a 1x1 kernel with unit stride and no
-    padding, ``C_out`` not a multiple of 64 (those take the 64-output
+    padding, ``C_out`` not a multiple of 64 (those take the
     micro-kernel of :mod:`.dense_cl`) and a weight of at most
     :data:`MAX_WEIGHT_VALUES` values.
     """
@@ -68,7 +74,7 @@ def pass_count(c_out):
 
 @inlined
 def packed_weight(weight, like):
-    """The ``(C_out, C_in)`` weight as a flat aligned ``(passes, C_in, 32)`` buffer, the
+    """The ``(C_out, C_in)`` weight as a flat aligned ``(passes, C_in, OUTPUT_PASS)`` buffer, the
     outputs zero-padded to whole passes.
 
     Inside the kernels (before their parallel loop): packed from Python the
@@ -86,7 +92,7 @@ def packed_weight(weight, like):
 
 @inlined
 def packed_bias(bias, like):
-    """``(C_out,)`` as a flat aligned buffer zero-padded to whole passes of 32."""
+    """``(C_out,)`` as a flat aligned buffer zero-padded to whole passes of :data:`OUTPUT_PASS`."""
     packed = aligned_buffer(pass_count(bias.size) * OUTPUT_PASS, like)
     packed[:] = 0
     packed[:bias.size] = bias
@@ -112,12 +118,13 @@ def _store2(dst, at, lo, hi, outputs):
 
 
 @inlined
-def block(src, s0, pixel_step, pixels, channels, w_flat, w0, b_flat, b0, dst, d0, out_step,
+def _block_12x32(src, s0, pixel_step, pixels, channels, w_flat, w0, b_flat, b0, dst, d0, out_step,
           outputs):
     """``dst[d0 + p*out_step + o] = bias[b0 + o] + sum_k src[s0 + p*pixel_step + k] * w[k, o]``.
 
-    For the block's first ``pixels`` (1..12) pixels and ``outputs`` (1..32)
-    outputs; ``w[k, o]`` is ``w_flat[w0 + k*32 + o]``, ``channels`` the
+    For the block's first ``pixels`` (1..:data:`PIXEL_BLOCK`) pixels and
+    ``outputs`` (1..:data:`OUTPUT_PASS`) outputs; ``w[k, o]`` is
+    ``w_flat[w0 + k*OUTPUT_PASS + o]``, ``channels`` the
     ``k`` summed, in order, one FMA each after the bias. Pixels past
     ``pixels`` read the last real pixel and store nothing.
     """
@@ -172,9 +179,44 @@ def block(src, s0, pixel_step, pixels, channels, w_flat, w0, b_flat, b0, dst, d0
 
 
 @inlined
+def _block_6x16(src, s0, pixel_step, pixels, channels, w_flat, w0, b_flat, b0, dst, d0,
+                out_step, outputs):
+    """:func:`_block_12x32` for 6 pixels x 16 outputs."""
+    last = U(pixels - 1)
+    s_0, s_1 = s0, s0 + min(U(1), last) * pixel_step
+    s_2, s_3 = s0 + min(U(2), last) * pixel_step, s0 + min(U(3), last) * pixel_step
+    s_4, s_5 = s0 + min(U(4), last) * pixel_step, s0 + min(U(5), last) * pixel_step
+    a0 = a1 = a2 = a3 = a4 = a5 = load16(b_flat, b0)
+    for k in range(U(channels)):
+        w = load16(w_flat, w0 + k * U(OUTPUT_PASS))
+        a0 = fma16(splat16(src[s_0 + k]), w, a0)
+        a1 = fma16(splat16(src[s_1 + k]), w, a1)
+        a2 = fma16(splat16(src[s_2 + k]), w, a2)
+        a3 = fma16(splat16(src[s_3 + k]), w, a3)
+        a4 = fma16(splat16(src[s_4 + k]), w, a4)
+        a5 = fma16(splat16(src[s_5 + k]), w, a5)
+    store16_first(dst, d0, a0, outputs)
+    if pixels > 1:
+        store16_first(dst, d0 + out_step, a1, outputs)
+    if pixels > 2:
+        store16_first(dst, d0 + U(2) * out_step, a2, outputs)
+    if pixels > 3:
+        store16_first(dst, d0 + U(3) * out_step, a3, outputs)
+    if pixels > 4:
+        store16_first(dst, d0 + U(4) * out_step, a4, outputs)
+    if pixels > 5:
+        store16_first(dst, d0 + U(5) * out_step, a5, outputs)
+
+
+#: The block for this target's registers (:data:`PIXEL_BLOCK` x :data:`OUTPUT_PASS`).
+block = _block_12x32 if _WIDE else _block_6x16
+
+
+@inlined
 def pixels_through_passes(src, s0, pixel_step, pixels, channels, w_flat, b_flat, passes, dst,
                           d0, c_out):
-    """:func:`block` on ``pixels`` (1..12) pixels for every pass of 32 outputs: all ``c_out``
+    """:func:`block` on ``pixels`` (1..:data:`PIXEL_BLOCK`) pixels for every pass of
+    :data:`OUTPUT_PASS` outputs: all ``c_out``
     outputs of those pixels (the pixels' inputs stay in L1 between passes)."""
     for o_pass in range(passes):
         o0 = o_pass * OUTPUT_PASS

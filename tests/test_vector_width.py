@@ -9,8 +9,12 @@ import pytest
 from llvmlite import binding as llvm
 from numba import prange
 
-from groupconv.cpu._vector_width import (PREFERRED_VECTOR_BITS, REGISTER_VECTORS, register_vectors,
-                                          wide_vectors)
+from groupconv.cpu._vector_width import (
+    PREFERRED_VECTOR_BITS,
+    REGISTER_VECTORS,
+    register_vectors,
+    wide_vectors,
+)
 
 
 def _axpy(wide):

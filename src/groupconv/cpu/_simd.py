@@ -242,9 +242,12 @@ def copy_run(dst, d0, src, s0, count):
 
     A row copy of a few dozen values: LLVM's vectorised loop wants 64
     float32 values or more (16 lanes, unrolled 4 times) and copies shorter
-    runs one value at a time, so float32 runs go 16 at a time here, the
-    last ``count % 16`` as one masked load and store; other dtypes as a
-    plain loop.
+    runs one value at a time, so float32 runs go 16 at a time here. A run
+    of 16 or more values ends with the 16 that end it (overlapping the
+    vector before: the same values stored twice); a shorter run is one
+    masked load and store (a masked store is microcode without AVX-512,
+    measured 12x a plain store on AMD Zen 3). Other dtypes copy in a plain
+    loop. ``dst`` and ``src`` are distinct arrays.
     """
 
 
@@ -253,14 +256,16 @@ def _copy_run_impl(dst, d0, src, s0, count):
     # Chosen while typing: each build compiles one of the two.
     if _is_float32_array(dst) and _is_float32_array(src):
         def impl(dst, d0, src, s0, count):
-            vectors = count // U(LANES)
-            for k in range(vectors):
-                at = k * U(LANES)
-                store16(dst, d0 + at, load16(src, s0 + at))
-            rest = count - vectors * U(LANES)
-            if rest > 0:
-                at = vectors * U(LANES)
-                store16_first(dst, d0 + at, load16_first(src, s0 + at, rest), rest)
+            if count < U(LANES):
+                store16_first(dst, d0, load16_first(src, s0, count), count)
+            else:
+                vectors = count // U(LANES)
+                for k in range(vectors):
+                    at = k * U(LANES)
+                    store16(dst, d0 + at, load16(src, s0 + at))
+                if count > vectors * U(LANES):
+                    at = count - U(LANES)
+                    store16(dst, d0 + at, load16(src, s0 + at))
     else:
         def impl(dst, d0, src, s0, count):
             for k in range(count):

@@ -172,7 +172,8 @@ def depthwise_3x3_s2_channels_first(x, w, bias, out, pad):
     buffer as in :func:`depthwise_channels_first`; then 16 outputs of a row
     at a time read their stride-2 columns as the even and odd lanes of pairs
     of vectors (:func:`._simd.even16`), 9 FMAs per 16 outputs summed in the
-    reference's order (bias, then the taps in (kh, kw) order).
+    reference's order (bias, then the taps in (kh, kw) order); the last 16
+    of a row may overlap the 16 before them.
     """
     n_batch, c_in = x.shape[0], x.shape[1]
     c_out = w.shape[0]
@@ -204,13 +205,17 @@ def depthwise_3x3_s2_channels_first(x, w, bias, out, pad):
             for oh in range(h_out):
                 top = U(2 * oh) * U(pitch)
                 for v in range(vectors):
-                    at = top + U(2 * LANES * v)
+                    # A row of 16 outputs or more ends with the 16 that end it
+                    # (overlapping the vector before, same values), so that every
+                    # store is a plain one (masked stores are microcode without
+                    # AVX-512); a shorter row is one masked store.
+                    col = max(min(v * LANES, w_out - LANES), 0)
+                    at = top + U(2 * col)
                     acc = _s2_tap_row(padded, at, w00, w01, w02, b)
                     acc = _s2_tap_row(padded, at + U(pitch), w10, w11, w12, acc)
                     acc = _s2_tap_row(padded, at + U(2 * pitch), w20, w21, w22, acc)
-                    dst = plane_out + U(oh * w_out + v * LANES)
-                    count = min(LANES, w_out - v * LANES)
-                    if count == LANES:
+                    dst = plane_out + U(oh * w_out + col)
+                    if w_out >= LANES:
                         store16(out_flat, dst, acc)
                     else:
-                        store16_first(out_flat, dst, acc, count)
+                        store16_first(out_flat, dst, acc, w_out)

@@ -76,17 +76,22 @@ _OTHER_TARGET_SCRIPT = """
 import numpy as np
 import groupconv
 from groupconv import reference
-from groupconv.cpu import dense_cl, pointwise_cl
+from groupconv.cpu import dense_cl, grouped_cl, pointwise_cl
 from groupconv.cpu.direct import direct_arguments
 from groupconv._spec import conv_spec
 
 assert dense_cl.OUTPUT_CHUNK == {chunk} and pointwise_cl.PIXEL_BLOCK == {pixels}
+assert grouped_cl.DEPTHWISE_LANES == {depthwise_lanes}
 rng = np.random.default_rng(5)
 def arr(*shape):
     return rng.standard_normal(shape).astype(np.float32)
 cases = [  # (x, weight, keywords, kernel that must run)
     (arr(2, 5, 13, 6), arr(128, 3, 3, 3), dict(groups=2, padding=1), dense_cl.dense_channels_last),
     (arr(2, 4, 15, 20), arr(40, 20, 1, 1), {{}}, pointwise_cl.pointwise_channels_last),
+    (arr(2, 9, 10, 40), arr(40, 1, 7, 7), dict(groups=40, padding=3),
+     grouped_cl.depthwise_window_channels_last),
+    (arr(2, 6, 9, 72), arr(72, 4, 3, 3), dict(groups=18, padding=1),
+     grouped_cl.grouped_channels_last_unit),
 ]
 for x, w, kw, kernel in cases:
     b = arr(w.shape[0])
@@ -106,8 +111,10 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("count, chunk, pixels", [(8, 16, 6), (32, 64, 12)])
-def test_both_register_blocks_are_correct_on_this_cpu(tmp_path, count, chunk, pixels):
+@pytest.mark.parametrize("count, chunk, pixels, depthwise_lanes", [(8, 16, 6, 16),
+                                                                   (32, 64, 12, 32)])
+def test_both_register_blocks_are_correct_on_this_cpu(tmp_path, count, chunk, pixels,
+                                                      depthwise_lanes):
     # The blocks of both targets run here: a 32-vector block on an AVX2 CPU
     # is split into 256-bit halves by LLVM (slow, but exact), so each build
     # is checked whichever CPU runs the suite.
@@ -118,7 +125,8 @@ def test_both_register_blocks_are_correct_on_this_cpu(tmp_path, count, chunk, pi
         pytest.skip("this CPU's own blocks: the rest of the suite checks them")
     env = dict(os.environ, GROUPCONV_REGISTER_VECTORS=str(count),
                NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    script = _OTHER_TARGET_SCRIPT.format(chunk=chunk, pixels=pixels)
+    script = _OTHER_TARGET_SCRIPT.format(chunk=chunk, pixels=pixels,
+                                         depthwise_lanes=depthwise_lanes)
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -134,10 +134,14 @@ def _zeros(count: int, dtype: np.dtype) -> np.ndarray:
     return np.zeros(count, dtype=dtype)
 
 
-def rows_per_task(total: int, bound: int, per_thread: int = 2) -> int:
+def rows_per_task(total: int, bound: int, per_thread: int = 2, threads: int | None = None) -> int:
     """Rows (or pixels) per parallel task: at most ``bound``, in a number of tasks that the
-    threads share evenly (a multiple of the thread count, at least ``per_thread`` each)."""
-    threads = numba.get_num_threads()
+    threads share evenly (a multiple of the thread count, at least ``per_thread`` each).
+
+    ``threads`` defaults to Numba's thread count; a fixed count makes the
+    tiles independent of it.
+    """
+    threads = numba.get_num_threads() if threads is None else threads
     tasks = max(math.ceil(total / max(bound, 1)), per_thread * threads)
     tasks = math.ceil(tasks / threads) * threads
     return max(1, math.ceil(total / tasks))

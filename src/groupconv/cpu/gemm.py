@@ -35,7 +35,7 @@ from ._common import U, kernel_bias, padded_input, rows_per_task, to_3d
 from ._jit import inlined, jit
 from ._vector_width import wide_vectors
 
-__all__ = ["WORKSPACE_BYTES", "conv_gemm"]
+__all__ = ["TILE_THREADS", "WORKSPACE_BYTES", "conv_gemm"]
 
 #: Upper bound of a tile's workspace (padded input and output tiles, or im2col tile).
 WORKSPACE_BYTES = 2 * 2**20
@@ -303,6 +303,15 @@ def _im2col_kernel(x5, w_mat, target, geometry, gemm_address):
                       target, (n * c_out + g * per_group) * pixels + p0, pixels, False)
 
 
+#: The tiles of the GEMM path are cut for this many threads, whatever Numba's
+#: thread count: a BLAS may round a product differently by its shape (seen
+#: with OpenBLAS on AMD Zen 3: results differed in the last bit between 1
+#: and 2 threads when the tiles followed the thread count), so the tiles,
+#: and with them the results, must not depend on it. 8 divides evenly for
+#: 1, 2, 4 and 8 threads.
+TILE_THREADS = 8
+
+
 def _shifted_views(spec, target, x, pads):
     """1-D and 2-D convolution at stride 1 (see the module docstring)."""
     channels_last = spec.layout == "channels_last"
@@ -325,11 +334,12 @@ def _shifted_views(spec, target, x, pads):
     if kh == kw == 1 and pt == pb == pl == pr == 0:
         pixels = batch * h_in * w_in if channels_last else h_in * w_in
         # No workspace here: one large product per thread.
-        chunk = rows_per_task(pixels, pixels, per_thread=1)
+        chunk = rows_per_task(pixels, pixels, per_thread=1, threads=TILE_THREADS)
         _pointwise_kernel(x, w_blas, bias, target4, chunk, channels_last, groups, address)
         return
     w_pad, slot = w_in + pl + pr, h_in + pt + pb
-    rows = rows_per_task(batch * slot, WORKSPACE_BYTES // (w_pad * (c_in + c_out) * x.itemsize))
+    rows = rows_per_task(batch * slot, WORKSPACE_BYTES // (w_pad * (c_in + c_out) * x.itemsize),
+                         threads=TILE_THREADS)
     # Tap (i, j) reads the tile shifted by this many pixels.
     shifts = tuple(i * dh * w_pad + j * dw for i in range(kh) for j in range(kw))
     geometry = (channels_last, groups, pt, pl, w_pad, slot, rows, (kh - 1) * dh + 1)

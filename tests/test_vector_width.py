@@ -111,7 +111,7 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("count, chunk, pixels, depthwise_lanes", [(8, 16, 6, 16),
+@pytest.mark.parametrize("count, chunk, pixels, depthwise_lanes", [(8, 16, 6, 32),
                                                                    (32, 64, 12, 32)])
 def test_both_register_blocks_are_correct_on_this_cpu(tmp_path, count, chunk, pixels,
                                                       depthwise_lanes):

@@ -45,9 +45,9 @@ from ._jit import inlined, jit
 from ._simd import LANES, fma16, load4, load16, store16
 from ._vector_width import REGISTER_VECTORS, wide_vectors
 
-__all__ = ["DEPTHWISE_LANES", "DEPTHWISE_PIXELS", "DEPTHWISE_VECTORS", "OUTPUT_BLOCK",
-           "PIXEL_BLOCK", "depthwise_window_channels_last", "grouped_channels_last",
-           "grouped_channels_last_unit", "lane_count", "pack_bias", "pack_weight"]
+__all__ = ["DEPTHWISE_LANES", "DEPTHWISE_PIXELS", "OUTPUT_BLOCK", "PIXEL_BLOCK",
+           "depthwise_window_channels_last", "grouped_channels_last", "grouped_channels_last_unit",
+           "lane_count", "pack_bias", "pack_weight"]
 
 #: Adjacent output pixels one block computes.
 PIXEL_BLOCK = 4
@@ -55,12 +55,9 @@ PIXEL_BLOCK = 4
 OUTPUT_BLOCK = 4
 #: Adjacent output pixels one block of the depthwise kernel computes.
 DEPTHWISE_PIXELS = 8
-#: Vectors of channels one chunk of the depthwise kernel computes: two with
-#: AVX-512, so a block's 16 sums hide the multiply-add latency; one where the
-#: registers hold 8 vectors (:func:`._vector_width.register_vectors`).
-DEPTHWISE_VECTORS = 2 if REGISTER_VECTORS >= 32 else 1
-#: Channels one chunk of the depthwise kernel computes (its lane count ``L``).
-DEPTHWISE_LANES = DEPTHWISE_VECTORS * LANES
+#: Channels one chunk of the depthwise kernel computes (its lane count ``L``):
+#: two vectors, so a block's 16 sums hide the multiply-add latency.
+DEPTHWISE_LANES = 2 * LANES
 #: The lane counts ``L`` builds exist for (each one is a compilation). Not 8:
 #: LLVM unrolls a loop of 8 lanes instead of vectorising it (measured, Numba 0.68).
 _LANE_COUNTS = (16, 32)
@@ -209,15 +206,13 @@ def _store8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7):
 @inlined
 def _pixels_depthwise(window, s0, row_step, plane_step, w_flat, w_dims, bias_flat, spare,
                       out_flat, o0, channels, c_out, cols):
-    """Depthwise output pixels ``o0 .. o0+7`` of a row, every channel,
-    :data:`DEPTHWISE_LANES` channels at a time.
+    """Depthwise output pixels ``o0 .. o0+7`` of a row, every channel, 32 channels at a time.
 
-    The 8 pixels x 32 channels' sums are 16 vectors (:mod:`._simd`; 8 pixels
-    x 16 channels, 8 vectors, without AVX-512) that stay
+    The 8 pixels x 32 channels' sums are 16 vectors (:mod:`._simd`) that stay
     in registers over every tap; a kernel row's taps are unrolled when
     ``cols`` has their number, so each input vector is loaded once for all
     the (tap, pixel) pairs that share it. A last chunk with fewer than 32
-    channels goes through ``spare`` (8 x :data:`DEPTHWISE_LANES`) to the output.
+    channels goes through ``spare`` (8 x 32) to the output.
     """
     kh_size, kw_size, _ = w_dims
     half = U(LANES)
@@ -225,13 +220,8 @@ def _pixels_depthwise(window, s0, row_step, plane_step, w_flat, w_dims, bias_fla
     w_row = U(kw_size * DEPTHWISE_LANES)
     for chunk in range(chunks):
         bias_a = load16(bias_flat, U(chunk * DEPTHWISE_LANES))
+        bias_b = load16(bias_flat, U(chunk * DEPTHWISE_LANES) + half)
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = bias_a
-        # The second vector of sums only with two vectors per chunk (a
-        # compile-time constant: the other build has no second half).
-        if DEPTHWISE_VECTORS == 2:
-            bias_b = load16(bias_flat, U(chunk * DEPTHWISE_LANES) + half)
-        else:
-            bias_b = bias_a
         b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = bias_b
         x_chunk = s0 + U(chunk) * plane_step
         w_chunk = U(chunk * kh_size) * w_row
@@ -244,20 +234,17 @@ def _pixels_depthwise(window, s0, row_step, plane_step, w_flat, w_dims, bias_fla
                     w_k = w_tap + U(kw * DEPTHWISE_LANES)
                     a0, a1, a2, a3, a4, a5, a6, a7 = _fma8(a0, a1, a2, a3, a4, a5, a6, a7,
                                                            load16(w_flat, w_k), window, x_k)
-                    if DEPTHWISE_VECTORS == 2:
-                        b0, b1, b2, b3, b4, b5, b6, b7 = _fma8(
-                            b0, b1, b2, b3, b4, b5, b6, b7, load16(w_flat, w_k + half),
-                            window, x_k + half)
+                    b0, b1, b2, b3, b4, b5, b6, b7 = _fma8(b0, b1, b2, b3, b4, b5, b6, b7,
+                                                           load16(w_flat, w_k + half), window,
+                                                           x_k + half)
         g0 = chunk * DEPTHWISE_LANES
         if g0 + DEPTHWISE_LANES <= channels:
             o = o0 + U(g0)
             _store8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7)
-            if DEPTHWISE_VECTORS == 2:
-                _store8(out_flat, o + half, c_out, b0, b1, b2, b3, b4, b5, b6, b7)
+            _store8(out_flat, o + half, c_out, b0, b1, b2, b3, b4, b5, b6, b7)
         else:
             _store8(spare, U(0), U(DEPTHWISE_LANES), a0, a1, a2, a3, a4, a5, a6, a7)
-            if DEPTHWISE_VECTORS == 2:
-                _store8(spare, half, U(DEPTHWISE_LANES), b0, b1, b2, b3, b4, b5, b6, b7)
+            _store8(spare, half, U(DEPTHWISE_LANES), b0, b1, b2, b3, b4, b5, b6, b7)
             for p in range(U(DEPTHWISE_PIXELS)):
                 o = o0 + p * c_out + U(g0)
                 for g in range(U(channels - g0)):
@@ -368,6 +355,16 @@ def _pixels(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bias_flat,
 
 
 @inlined
+def _store_staged(out_flat, o0, c_out, n_out, blk, chunk, groups, j0):
+    """The block's sums staged in ``blk`` (16 lanes) to the output, for the chunk's real groups."""
+    g0 = chunk * LANES
+    valid = U(min(LANES, groups - g0))
+    for p in range(U(PIXEL_BLOCK)):
+        o = o0 + p * c_out + U(g0) * n_out + U(j0)
+        _store_block(out_flat, o, n_out, blk, p * U(OUTPUT_BLOCK * LANES), valid, U(LANES))
+
+
+@inlined
 def _fma_block(acc, ws, xs):
     """The 4 pixels x 4 outputs' sums ``acc[p*4 + j]`` plus ``xs[p] * ws[j]``."""
     x0, x1, x2, x3 = xs
@@ -415,11 +412,7 @@ def _pixels_vectors(window, s0, row_step, plane_step, sw, dw, w_flat, w_dims, bi
                             acc = _fma_block(acc, ws, xs)
             for i in range(PIXEL_BLOCK * OUTPUT_BLOCK):
                 store16(blk, U(i * LANES), acc[i])
-            g0 = chunk * LANES
-            valid = U(min(LANES, groups - g0))
-            for p in range(U(PIXEL_BLOCK)):
-                o = o0 + p * c_out + U(g0) * n_out + U(j0)
-                _store_block(out_flat, o, n_out, blk, p * U(OUTPUT_BLOCK * LANES), valid, step)
+            _store_staged(out_flat, o0, c_out, n_out, blk, chunk, groups, j0)
 
 
 @inlined
@@ -471,11 +464,7 @@ def _pixels_half_vectors(window, s0, row_step, plane_step, sw, dw, w_flat, w_dim
                 for p in range(PIXEL_BLOCK):
                     for j in range(2):
                         store16(blk, U((p * OUTPUT_BLOCK + half + j) * LANES), acc[p * 2 + j])
-            g0 = chunk * LANES
-            valid = U(min(LANES, groups - g0))
-            for p in range(U(PIXEL_BLOCK)):
-                o = o0 + p * c_out + U(g0) * n_out + U(j0)
-                _store_block(out_flat, o, n_out, blk, p * U(OUTPUT_BLOCK * LANES), valid, step)
+            _store_staged(out_flat, o0, c_out, n_out, blk, chunk, groups, j0)
 
 
 #: The float32 block for this target's registers.

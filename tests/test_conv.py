@@ -393,25 +393,26 @@ def test_depthwise_3x3_stride2_channels_first(rng):
         assert_matches_reference(got[finite], want[finite], scale=9 * 4.0)
 
 
-# Depthwise 7x7 channels_first (float32, stride 1, dilation 1 along H) runs in
+# Depthwise 3x3 and 7x7 channels_first (float32, stride 1, dilation 1 along H) run in
 # register blocks of 4 output rows x 16 flat outputs (cpu/depthwise_cf.py):
 # heights around and under a block, widths around and under a vector, a
 # multiplier, dilation along W, lopsided padding, and a NaN that stays put.
-def test_depthwise_7x7_row_blocks_channels_first(rng):
+@pytest.mark.parametrize("size", [3, 7])
+def test_depthwise_row_blocks_channels_first(rng, size):
     from groupconv._spec import conv_spec
     from groupconv.cpu import depthwise_cf
     from groupconv.cpu.direct import direct_arguments
 
     for c_in, multiplier, spatial, dilation, padding in [
-        (3, 1, (13, 17), 1, 3),
-        (2, 2, (3, 40), 1, 3),
+        (3, 1, (13, 17), 1, size // 2),
+        (2, 2, (3, 40), 1, size // 2),
         (1, 1, (8, 9), (1, 2), "same"),
-        (2, 1, (11, 33), 1, [(6, 0), (0, 5)]),
-        (1, 1, (7, 7), 1, "valid"),
+        (2, 1, (11, 33), 1, [(size - 1, 0), (0, size - 2)]),
+        (1, 1, (size, size), 1, "valid"),
     ]:
         x = make_input(rng, 2, c_in, spatial, "channels_first", np.float32)
         x[1, 0, spatial[0] // 2, 1] = np.nan
-        w = rng.standard_normal((c_in * multiplier, 1, 7, 7)).astype(np.float32)
+        w = rng.standard_normal((c_in * multiplier, 1, size, size)).astype(np.float32)
         b = rng.standard_normal(c_in * multiplier).astype(np.float32)
         kw = dict(groups=c_in, dilation=dilation, padding=padding)
         kernel = direct_arguments(conv_spec(x, w, b, **kw))[0]
@@ -420,7 +421,7 @@ def test_depthwise_7x7_row_blocks_channels_first(rng):
         want = reference.conv(x, w, b, **kw)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         finite = ~np.isnan(want)
-        assert_matches_reference(got[finite], want[finite], scale=49 * 4.0)
+        assert_matches_reference(got[finite], want[finite], scale=size * size * 4.0)
 
 
 # Depthwise channels_first at unit stride copies each plane into a zero-padded

@@ -182,11 +182,10 @@ def _route(spec, x, pads) -> _Route:
             return x5, np.ascontiguousarray(weight), bias
 
         tiles = depthwise_tiles(kernel, spec.dtype)
-        if (weight_shape[1] == 1 and planar and len(tiles[0]) == 1 and len(tiles[1]) > 1
+        if (weight_shape[1] == 1 and planar and len(tiles[1]) > 1
                 and depthwise_cf.rows_apply(spec, stride, dilation)):
-            # The builds that unroll one kernel row per pass (7x7): register
-            # blocks of 4 output rows (3x3 layers measured no faster so: their
-            # one pass over the plane is bound by memory).
+            # The kernel sizes with unrolled builds (3x3, 7x7): register blocks
+            # of 4 output rows.
             return route(depthwise_cf.depthwise_rows_channels_first, bind_cf, (
                 dilation, pad_lo, (0,) * kernel[1], (0,) * kernel[2]), x5_shape)
         if weight_shape[1] == 1 and planar and stride == (1, 1, 1):

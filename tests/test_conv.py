@@ -450,3 +450,34 @@ def test_depthwise_channels_first_flat(rng, size):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         finite = ~np.isnan(want)
         assert_matches_reference(got[finite], want[finite], scale=size * size * 4.0)
+
+
+# Outputs of STREAM_BYTES or more, 64-byte aligned, are written past the
+# caches (non-temporal stores) by the depthwise channels_last kernels
+# (cpu/_simd.py, streams): the values match the reference and, bit for bit,
+# those written with plain stores into a misaligned out= array.
+@pytest.mark.parametrize("size, stride", [(3, 1), (3, 2), (7, 1)])
+def test_streamed_outputs_channels_last(rng, size, stride):
+    from groupconv._spec import conv_spec
+    from groupconv.cpu import depthwise3x3_cl, grouped_cl
+    from groupconv.cpu._common import aligned_empty
+    from groupconv.cpu._simd import STREAM_BYTES
+    from groupconv.cpu.direct import direct_arguments
+
+    channels = 64
+    side = int(np.ceil(np.sqrt(STREAM_BYTES / 4 / channels))) + 2
+    x = make_input(rng, 1, channels, (side * stride, side * stride), "channels_last",
+                   np.float32)
+    w = rng.standard_normal((channels, 1, size, size)).astype(np.float32)
+    b = rng.standard_normal(channels).astype(np.float32)
+    kw = dict(groups=channels, stride=stride, padding=size // 2, layout="channels_last")
+    kernel = direct_arguments(conv_spec(x, w, b, **kw))[0]
+    want_kernel = (depthwise3x3_cl.depthwise_3x3_channels_last if size == 3
+                   else grouped_cl.depthwise_window_channels_last)
+    assert kernel is want_kernel
+    got = groupconv.conv(x, w, b, **kw)
+    assert got.nbytes >= STREAM_BYTES and got.ctypes.data % 64 == 0
+    misaligned = aligned_empty((got.size + 1,), np.float32)[1:].reshape(got.shape)
+    groupconv.conv(x, w, b, out=misaligned, **kw)
+    np.testing.assert_array_equal(got, misaligned)
+    assert_matches_reference(got, reference.conv(x, w, b, **kw), scale=size * size * 4.0)

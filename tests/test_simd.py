@@ -4,9 +4,10 @@ import numba
 import numpy as np
 import pytest
 
-from groupconv.cpu._common import U
+from groupconv.cpu._common import U, aligned_empty
 from groupconv.cpu._simd import (
     LANES,
+    STREAM_BYTES,
     copy_run,
     even16,
     fma16,
@@ -16,6 +17,9 @@ from groupconv.cpu._simd import (
     splat16,
     store16,
     store16_first,
+    store16_stream,
+    stream_fence,
+    streams,
 )
 
 
@@ -131,3 +135,32 @@ def test_even16_and_odd16_split_a_pair_of_vectors():
     _even_odd(src, even, odd)
     np.testing.assert_array_equal(even, src[0::2])
     np.testing.assert_array_equal(odd, src[1::2])
+
+
+@numba.njit(cache=True)
+def _stream_blocks(x, out):
+    # out[i:i+16] = x[i:i+16] past the caches, then the fence.
+    for i in range(0, x.size, LANES):
+        store16_stream(out, i, load16(x, i))
+    stream_fence()
+
+
+@numba.njit(cache=True)
+def _streams(array, pitch):
+    return streams(array, pitch)
+
+
+def test_streaming_stores_write_the_values(rng):
+    x = rng.standard_normal(8 * LANES).astype(np.float32)
+    out = aligned_empty(x.shape, np.float32)
+    _stream_blocks(x, out)
+    np.testing.assert_array_equal(out, x)
+
+
+def test_streams_only_on_large_aligned_arrays_with_whole_vector_pitches():
+    count = STREAM_BYTES // 4 + LANES
+    big = aligned_empty((count,), np.float32)
+    assert _streams(big, 96)
+    assert not _streams(big, 100)  # a pitch that is not whole vectors
+    assert not _streams(aligned_empty((count + 1,), np.float32)[1:], 96)  # misaligned
+    assert not _streams(aligned_empty((LANES * 4,), np.float32), 96)  # small: stays cached

@@ -15,6 +15,8 @@ under ``NUMBA_BOUNDSCHECK=1``, as Numba checks indexing).
 
 from __future__ import annotations
 
+import platform
+
 from llvmlite import ir
 from numba.core import cgutils, config, types
 from numba.extending import intrinsic, models, overload, register_model
@@ -22,11 +24,16 @@ from numba.extending import intrinsic, models, overload, register_model
 from ._common import U
 from ._jit import inlined
 
-__all__ = ["LANES", "copy_run", "even16", "fma16", "load4", "load16", "load16_first", "odd16",
-           "splat16", "store4", "store16", "store16_first", "vector16"]
+__all__ = ["LANES", "STREAM_BYTES", "copy_run", "even16", "fma16", "load4", "load16",
+           "load16_first", "odd16", "splat16", "store4", "store16", "store16_first",
+           "store16_stream", "stream_fence", "streams", "vector16"]
 
 #: Lanes of one vector.
 LANES = 16
+#: Outputs at least this large are written with :func:`store16_stream` by the
+#: kernels that stream (a smaller one may still be in cache for the next
+#: layer to read; a larger one leaves the caches of a few cores anyway).
+STREAM_BYTES = 8 * 2**20
 _VECTOR = ir.VectorType(ir.FloatType(), LANES)
 
 
@@ -94,6 +101,57 @@ def store16(typingctx, array, offset, value):
         return context.get_dummy_value()
 
     return types.void(array, offset, value), codegen
+
+
+@intrinsic
+def store16_stream(typingctx, array, offset, value):
+    """``array[offset : offset + 16] = value`` past the caches (a non-temporal store).
+
+    The address must be a multiple of 64 bytes (:func:`streams` tells; a
+    misaligned non-temporal vector store faults). A line written whole this
+    way is not first read from memory, as an ordinary store's line is: a
+    memory-bound kernel moves a third less. The stores of a task are ordered
+    for other threads by :func:`stream_fence`.
+    """
+    if (not _is_float32_array(array) or not isinstance(offset, types.Integer)
+            or value != vector16):
+        return None
+
+    def codegen(context, builder, signature, args):
+        pointer = _vector_pointer(context, builder, *signature.args[:2], *args[:2])
+        store = builder.store(args[2], pointer, align=64)
+        store.set_metadata("nontemporal",
+                           builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+        return context.get_dummy_value()
+
+    return types.void(array, offset, value), codegen
+
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+@intrinsic
+def stream_fence(typingctx):
+    """Order the non-temporal stores before it before every later store (``sfence``
+    on x86, where they are weakly ordered; nothing elsewhere)."""
+
+    def codegen(context, builder, signature, args):
+        if _X86:
+            fence = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse.sfence")
+            builder.call(fence, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@inlined
+def streams(array, pitch):
+    """Whether a kernel may write ``array`` with :func:`store16_stream` at offsets that are
+    multiples of 16 plus multiples of ``pitch``: 64-byte aligned, ``pitch`` a multiple of
+    16, and at least :data:`STREAM_BYTES` large."""
+    return (array.ctypes.data % 64 == 0 and pitch % LANES == 0
+            and array.size * array.itemsize >= STREAM_BYTES)
 
 
 @intrinsic

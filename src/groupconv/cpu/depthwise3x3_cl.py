@@ -28,7 +28,7 @@ from numba import prange
 
 from ._common import U, aligned_buffer, interior_columns
 from ._jit import inlined, jit
-from ._simd import LANES, fma16, load16, splat16, store16
+from ._simd import LANES, fma16, load16, splat16, store16, store16_stream, stream_fence, streams
 from ._vector_width import wide_vectors
 
 __all__ = ["COLUMN_BLOCK", "applies", "border_pixels", "depthwise_3x3_channels_last",
@@ -69,14 +69,16 @@ def applies(spec, x5_shape, stride, dilation, pad) -> bool:
 
 
 @inlined
-def _pair(x_flat, s0, r_step, row_shift, sw, w_flat, c0, c, bias, out_flat, d0, d1, n_cols):
+def _pair(x_flat, s0, r_step, row_shift, sw, w_flat, c0, c, bias, out_flat, d0, d1, n_cols,
+          stream):
     """Two output rows of one chunk of channels over ``n_cols`` interior columns.
 
     ``s0`` is the first row's first input pixel (top-left tap of its first
     column), ``r_step`` the distance between the input rows of one output
     row's taps, ``row_shift`` that of the second output row's first input
     row. With literal ``r_step``-multiples and ``sw`` LLVM sees which loads
-    coincide and loads them once.
+    coincide and loads them once. The outputs are stored past the caches where
+    ``stream`` (see :func:`._simd.streams`).
     """
     w00 = load16(w_flat, c0)
     w01 = load16(w_flat, c0 + c)
@@ -137,8 +139,12 @@ def _pair(x_flat, s0, r_step, row_shift, sw, w_flat, c0, c, bias, out_flat, d0, 
         v = fma16(w21, qb2, v)
         u = fma16(w22, pc2, u)
         v = fma16(w22, qc2, v)
-        store16(out_flat, d0 + c0 + i * c, u)
-        store16(out_flat, d1 + c0 + i * c, v)
+        if stream:
+            store16_stream(out_flat, d0 + c0 + i * c, u)
+            store16_stream(out_flat, d1 + c0 + i * c, v)
+        else:
+            store16(out_flat, d0 + c0 + i * c, u)
+            store16(out_flat, d1 + c0 + i * c, v)
         if sw == 1:
             pa0, pa1, pa2, qa0, qa1, qa2 = pb0, pb1, pb2, qb0, qb1, qb2
             pb0, pb1, pb2, qb0, qb1, qb2 = pc0, pc1, pc2, qc0, qc1, qc2
@@ -148,11 +154,12 @@ def _pair(x_flat, s0, r_step, row_shift, sw, w_flat, c0, c, bias, out_flat, d0, 
 
 @inlined
 def interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_pitch, ow_lo,
-                  ow_hi):
+                  ow_hi, stream):
     """The interior columns of output rows ``oh`` and ``oh + 1`` of image ``n``, every channel.
 
     Row ``oh``'s pixel 0 goes to ``dst[d_row]``, row ``oh + 1``'s to
-    ``dst[d_row + d_pitch]``; ``geometry`` is ``(sh, dh, sw, ph, pw)``.
+    ``dst[d_row + d_pitch]``; ``geometry`` is ``(sh, dh, sw, ph, pw)``; ``stream``
+    as in :func:`_pair`.
     """
     h_in, w_in, channels = x_dims[0], x_dims[1], x_dims[2]
     sh, dh, sw, ph, pw = geometry
@@ -172,10 +179,10 @@ def interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_p
                 # Literal steps (applies() admits only unit H steps with unit
                 # W steps): the rows the two output rows share are loaded once.
                 _pair(x_flat, s_block, row_values, row_values, 1, w_flat, c0, c, bias, dst,
-                      d_block, d_block + d_pitch, cols)
+                      d_block, d_block + d_pitch, cols, stream)
             else:
                 _pair(x_flat, s_block, U(dh) * row_values, U(sh) * row_values, 2, w_flat, c0, c,
-                      bias, dst, d_block, d_block + d_pitch, cols)
+                      bias, dst, d_block, d_block + d_pitch, cols, stream)
 
 
 @inlined
@@ -301,8 +308,9 @@ def interior_rows(h_in, h_out, stride, dilation, pad):
 
 @inlined
 def unit_rows(x_flat, x_dims, n, oh, pair, geometry, w_flat, bias, dst, d_row, d_pitch, w_out,
-              ow_lo, ow_hi):
-    """The depthwise rows of one unit (see :func:`task_units`) to ``dst[d_row:]``.
+              ow_lo, ow_hi, stream):
+    """The depthwise rows of one unit (see :func:`task_units`) to ``dst[d_row:]``, the
+    interior pixels' past the caches where ``stream`` (see :func:`_pair`).
 
     A pair (rows ``oh`` and ``oh + 1``, ``d_pitch`` apart in ``dst``): its
     interior columns and its border columns; a border row: every pixel. One
@@ -310,7 +318,7 @@ def unit_rows(x_flat, x_dims, n, oh, pair, geometry, w_flat, bias, dst, d_row, d
     """
     if pair:
         interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_pitch, ow_lo,
-                      ow_hi)
+                      ow_hi, stream)
         edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_pitch, w_out,
                      ow_lo, ow_hi)
     else:
@@ -351,6 +359,7 @@ def depthwise_3x3_channels_last(x, weight, bias, out, stride, dilation, pad):
     x_dims = (h_in, w_in, channels, 3, 3)
     geometry = (stride[1], dilation[1], stride[2], pad[1], pad[2])
     out_row = U(w_out) * U(channels)
+    stream = streams(out_flat, channels)
     for task in prange(n_batch * pairs):
         wide_vectors()
         n = task // pairs
@@ -358,4 +367,5 @@ def depthwise_3x3_channels_last(x, weight, bias, out, stride, dilation, pad):
         for unit in range(task_units(p, pairs, odd, oh_lo, oh_hi, h_out)):
             oh, pair = task_unit(p, unit, pairs, odd, oh_lo, oh_hi)
             unit_rows(x_flat, x_dims, n, oh, pair, geometry, w_flat, bias, out_flat,
-                      U(n * h_out + oh) * out_row, out_row, w_out, ow_lo, ow_hi)
+                      U(n * h_out + oh) * out_row, out_row, w_out, ow_lo, ow_hi, stream)
+        stream_fence()

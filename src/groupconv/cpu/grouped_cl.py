@@ -42,7 +42,7 @@ from numba.extending import overload
 
 from ._common import U, aligned_buffer, aligned_copy
 from ._jit import inlined, jit
-from ._simd import LANES, fma16, load4, load16, store16
+from ._simd import LANES, fma16, load4, load16, store16, store16_stream, stream_fence, streams
 from ._vector_width import REGISTER_VECTORS, wide_vectors
 
 __all__ = ["DEPTHWISE_LANES", "DEPTHWISE_PIXELS", "OUTPUT_BLOCK", "PIXEL_BLOCK",
@@ -204,15 +204,29 @@ def _store8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7):
 
 
 @inlined
+def _stream8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7):
+    """:func:`_store8` with non-temporal stores (:func:`._simd.store16_stream`)."""
+    store16_stream(out_flat, o, a0)
+    store16_stream(out_flat, o + c_out, a1)
+    store16_stream(out_flat, o + U(2) * c_out, a2)
+    store16_stream(out_flat, o + U(3) * c_out, a3)
+    store16_stream(out_flat, o + U(4) * c_out, a4)
+    store16_stream(out_flat, o + U(5) * c_out, a5)
+    store16_stream(out_flat, o + U(6) * c_out, a6)
+    store16_stream(out_flat, o + U(7) * c_out, a7)
+
+
+@inlined
 def _pixels_depthwise(window, s0, row_step, plane_step, w_flat, w_dims, bias_flat, spare,
-                      out_flat, o0, channels, c_out, cols):
+                      out_flat, o0, channels, c_out, stream, cols):
     """Depthwise output pixels ``o0 .. o0+7`` of a row, every channel, 32 channels at a time.
 
     The 8 pixels x 32 channels' sums are 16 vectors (:mod:`._simd`) that stay
     in registers over every tap; a kernel row's taps are unrolled when
     ``cols`` has their number, so each input vector is loaded once for all
     the (tap, pixel) pairs that share it. A last chunk with fewer than 32
-    channels goes through ``spare`` (8 x 32) to the output.
+    channels goes through ``spare`` (8 x 32) to the output; the others are
+    stored past the caches where ``stream`` (see :func:`._simd.streams`).
     """
     kh_size, kw_size, _ = w_dims
     half = U(LANES)
@@ -238,7 +252,11 @@ def _pixels_depthwise(window, s0, row_step, plane_step, w_flat, w_dims, bias_fla
                                                            load16(w_flat, w_k + half), window,
                                                            x_k + half)
         g0 = chunk * DEPTHWISE_LANES
-        if g0 + DEPTHWISE_LANES <= channels:
+        if g0 + DEPTHWISE_LANES <= channels and stream:
+            o = o0 + U(g0)
+            _stream8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7)
+            _stream8(out_flat, o + half, c_out, b0, b1, b2, b3, b4, b5, b6, b7)
+        elif g0 + DEPTHWISE_LANES <= channels:
             o = o0 + U(g0)
             _store8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7)
             _store8(out_flat, o + half, c_out, b0, b1, b2, b3, b4, b5, b6, b7)
@@ -611,6 +629,7 @@ def depthwise_window_channels_last(x, w_packed, bias_packed, out, stride, dilati
                                                                dilation, tile_rows)
     n_blocks = (w_out + DEPTHWISE_PIXELS - 1) // DEPTHWISE_PIXELS
     w_dims = (kh_size, kw_size, 1)
+    stream = streams(out_flat, c_out)
     for task in prange(x.shape[0] * tiles):
         wide_vectors()
         n, first, count, window = _task_window(x_flat, x.shape, task, tiles, tile_rows, h_out,
@@ -622,4 +641,6 @@ def depthwise_window_channels_last(x, w_packed, bias_packed, out, stride, dilati
                 s0 = U((oh - first) * sh) * row_step + U(ow0 * len(lanes))
                 o0 = U(((n * h_out + oh) * w_out + ow0) * c_out)
                 _pixels_depthwise(window, s0, U(dh) * row_step, plane_step, w_flat, w_dims,
-                                  bias_flat, spare, out_flat, o0, c_out, U(c_out), unroll_w)
+                                  bias_flat, spare, out_flat, o0, c_out, U(c_out), stream,
+                                  unroll_w)
+        stream_fence()

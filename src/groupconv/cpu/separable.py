@@ -171,8 +171,9 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
         mid = aligned_buffer(2 * w_out * channels, out)
         for unit in range(task_units(p, pairs, odd, oh_lo, oh_hi, h_out)):
             oh, pair = task_unit(p, unit, pairs, odd, oh_lo, oh_hi)
+            # The tile is read right back: no streaming stores.
             unit_rows(x_flat, x_dims, n, oh, pair, geometry, w_flat, zeros, mid, U(0), mid_row,
-                      w_out, ow_lo, ow_hi)
+                      w_out, ow_lo, ow_hi, False)
             pixels = (2 if pair else 1) * w_out
             o_row = U((n * h_out + oh) * w_out * c_out)
             for first in range(0, pixels, POINTWISE_PIXELS):

@@ -25,7 +25,7 @@ from ._common import U
 from ._jit import inlined
 
 __all__ = ["LANES", "STREAM_BYTES", "copy_run", "even16", "fma16", "load4", "load16",
-           "load16_first", "odd16", "splat16", "store4", "store16", "store16_first",
+           "load16_first", "odd16", "put16", "splat16", "store4", "store16", "store16_first",
            "store16_stream", "stream_fence", "streams", "vector16"]
 
 #: Lanes of one vector.
@@ -143,6 +143,15 @@ def stream_fence(typingctx):
         return context.get_dummy_value()
 
     return types.void(), codegen
+
+
+@inlined
+def put16(array, offset, value, stream):
+    """:func:`store16_stream` where ``stream``, else :func:`store16`."""
+    if stream:
+        store16_stream(array, offset, value)
+    else:
+        store16(array, offset, value)
 
 
 @inlined

@@ -28,7 +28,7 @@ from numba import prange
 
 from ._common import U, aligned_buffer, interior_columns
 from ._jit import inlined, jit
-from ._simd import LANES, fma16, load16, splat16, store16, store16_stream, stream_fence, streams
+from ._simd import LANES, fma16, load16, put16, splat16, store16, stream_fence, streams
 from ._vector_width import wide_vectors
 
 __all__ = ["COLUMN_BLOCK", "applies", "border_pixels", "depthwise_3x3_channels_last",
@@ -139,12 +139,8 @@ def _pair(x_flat, s0, r_step, row_shift, sw, w_flat, c0, c, bias, out_flat, d0, 
         v = fma16(w21, qb2, v)
         u = fma16(w22, pc2, u)
         v = fma16(w22, qc2, v)
-        if stream:
-            store16_stream(out_flat, d0 + c0 + i * c, u)
-            store16_stream(out_flat, d1 + c0 + i * c, v)
-        else:
-            store16(out_flat, d0 + c0 + i * c, u)
-            store16(out_flat, d1 + c0 + i * c, v)
+        put16(out_flat, d0 + c0 + i * c, u, stream)
+        put16(out_flat, d1 + c0 + i * c, v, stream)
         if sw == 1:
             pa0, pa1, pa2, qa0, qa1, qa2 = pb0, pb1, pb2, qb0, qb1, qb2
             pb0, pb1, pb2, qb0, qb1, qb2 = pc0, pc1, pc2, qc0, qc1, qc2

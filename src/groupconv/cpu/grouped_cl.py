@@ -42,7 +42,7 @@ from numba.extending import overload
 
 from ._common import U, aligned_buffer, aligned_copy
 from ._jit import inlined, jit
-from ._simd import LANES, fma16, load4, load16, store16, store16_stream, stream_fence, streams
+from ._simd import LANES, fma16, load4, load16, put16, store16, stream_fence, streams
 from ._vector_width import REGISTER_VECTORS, wide_vectors
 
 __all__ = ["DEPTHWISE_LANES", "DEPTHWISE_PIXELS", "OUTPUT_BLOCK", "PIXEL_BLOCK",
@@ -191,29 +191,17 @@ def _fma8(a0, a1, a2, a3, a4, a5, a6, a7, wv, window, x0):
 
 
 @inlined
-def _store8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7):
-    """One vector of each of 8 pixels' sums to ``out_flat[o + p*c_out ...]``."""
-    store16(out_flat, o, a0)
-    store16(out_flat, o + c_out, a1)
-    store16(out_flat, o + U(2) * c_out, a2)
-    store16(out_flat, o + U(3) * c_out, a3)
-    store16(out_flat, o + U(4) * c_out, a4)
-    store16(out_flat, o + U(5) * c_out, a5)
-    store16(out_flat, o + U(6) * c_out, a6)
-    store16(out_flat, o + U(7) * c_out, a7)
-
-
-@inlined
-def _stream8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7):
-    """:func:`_store8` with non-temporal stores (:func:`._simd.store16_stream`)."""
-    store16_stream(out_flat, o, a0)
-    store16_stream(out_flat, o + c_out, a1)
-    store16_stream(out_flat, o + U(2) * c_out, a2)
-    store16_stream(out_flat, o + U(3) * c_out, a3)
-    store16_stream(out_flat, o + U(4) * c_out, a4)
-    store16_stream(out_flat, o + U(5) * c_out, a5)
-    store16_stream(out_flat, o + U(6) * c_out, a6)
-    store16_stream(out_flat, o + U(7) * c_out, a7)
+def _store8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7, stream):
+    """One vector of each of 8 pixels' sums to ``out_flat[o + p*c_out ...]``, past the
+    caches where ``stream`` (:func:`._simd.put16`)."""
+    put16(out_flat, o, a0, stream)
+    put16(out_flat, o + c_out, a1, stream)
+    put16(out_flat, o + U(2) * c_out, a2, stream)
+    put16(out_flat, o + U(3) * c_out, a3, stream)
+    put16(out_flat, o + U(4) * c_out, a4, stream)
+    put16(out_flat, o + U(5) * c_out, a5, stream)
+    put16(out_flat, o + U(6) * c_out, a6, stream)
+    put16(out_flat, o + U(7) * c_out, a7, stream)
 
 
 @inlined
@@ -252,17 +240,13 @@ def _pixels_depthwise(window, s0, row_step, plane_step, w_flat, w_dims, bias_fla
                                                            load16(w_flat, w_k + half), window,
                                                            x_k + half)
         g0 = chunk * DEPTHWISE_LANES
-        if g0 + DEPTHWISE_LANES <= channels and stream:
+        if g0 + DEPTHWISE_LANES <= channels:
             o = o0 + U(g0)
-            _stream8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7)
-            _stream8(out_flat, o + half, c_out, b0, b1, b2, b3, b4, b5, b6, b7)
-        elif g0 + DEPTHWISE_LANES <= channels:
-            o = o0 + U(g0)
-            _store8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7)
-            _store8(out_flat, o + half, c_out, b0, b1, b2, b3, b4, b5, b6, b7)
+            _store8(out_flat, o, c_out, a0, a1, a2, a3, a4, a5, a6, a7, stream)
+            _store8(out_flat, o + half, c_out, b0, b1, b2, b3, b4, b5, b6, b7, stream)
         else:
-            _store8(spare, U(0), U(DEPTHWISE_LANES), a0, a1, a2, a3, a4, a5, a6, a7)
-            _store8(spare, half, U(DEPTHWISE_LANES), b0, b1, b2, b3, b4, b5, b6, b7)
+            _store8(spare, U(0), U(DEPTHWISE_LANES), a0, a1, a2, a3, a4, a5, a6, a7, False)
+            _store8(spare, half, U(DEPTHWISE_LANES), b0, b1, b2, b3, b4, b5, b6, b7, False)
             for p in range(U(DEPTHWISE_PIXELS)):
                 o = o0 + p * c_out + U(g0)
                 for g in range(U(channels - g0)):

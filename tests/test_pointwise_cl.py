@@ -29,9 +29,10 @@ def check(rng, shape, c_out, **kw):
     assert_matches_reference(got, want, scale=shape[-1] * 4.0)
 
 
-# Outputs: one, under one vector, exactly one, a partial second vector, a
-# whole pass, a partial second pass, several passes.
-@pytest.mark.parametrize("c_out", [1, 5, 16, 24, 32, 33, 100])
+# Outputs: one, under one vector, exactly one, a partial second vector (a
+# half vector with AVX-512: 20, 24), a whole pass, a partial second pass, a
+# whole pass then a half-vector one (56), several passes.
+@pytest.mark.parametrize("c_out", [1, 5, 16, 20, 24, 32, 33, 56, 100])
 def test_output_passes_and_masked_stores(rng, c_out):
     check(rng, (2, 5, 7, 9), c_out)
 

@@ -10,11 +10,15 @@ from groupconv.cpu._simd import (
     STREAM_BYTES,
     copy_run,
     even16,
+    fma8,
     fma16,
+    load8,
     load16,
     load16_first,
     odd16,
+    splat8,
     splat16,
+    store8_first,
     store16,
     store16_first,
     store16_stream,
@@ -164,3 +168,20 @@ def test_streams_only_on_large_aligned_arrays_with_whole_vector_pitches():
     assert not _streams(big, 100)  # a pitch that is not whole vectors
     assert not _streams(aligned_empty((count + 1,), np.float32)[1:], 96)  # misaligned
     assert not _streams(aligned_empty((LANES * 4,), np.float32), 96)  # small: stays cached
+
+
+@numba.njit(cache=True)
+def _half_axpy(a, x, y, out, count):
+    # out[:count] = a * x[:8] + y[:8] on half vectors.
+    store8_first(out, 0, fma8(splat8(a), load8(x, 0), load8(y, 0)), count)
+
+
+@pytest.mark.parametrize("count", [3, 8])
+def test_half_vectors_match_numpy(rng, count):
+    x = rng.standard_normal(8).astype(np.float32)
+    y = rng.standard_normal(8).astype(np.float32)
+    out = np.full(10, -7.0, np.float32)
+    _half_axpy(np.float32(0.5), x, y, out, count)
+    want = (np.float64(0.5) * x.astype(np.float64) + y).astype(np.float32)
+    np.testing.assert_array_equal(out[:count], want[:count])
+    assert (out[count:] == -7.0).all()  # the masked lanes are not written

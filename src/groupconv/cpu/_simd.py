@@ -6,7 +6,9 @@ carried over every input channel and tap) cannot be had from scalar code:
 the sums go through memory on every pass. With a vector type the sums are
 plain loop-carried values and stay in registers, as with C intrinsics.
 ``<16 x float>`` is one 512-bit register with AVX-512 and two 256-bit ones
-without (LLVM splits it), so the code is correct on every CPU.
+without (LLVM splits it), so the code is correct on every CPU. A few
+operations also exist on half vectors, ``<8 x float>`` (one 256-bit
+register), for blocks whose last outputs fill only half a vector.
 
 Every operation is an intrinsic on flat arrays with element offsets; the
 caller keeps each offset and its 16 elements inside the array (checked
@@ -24,9 +26,10 @@ from numba.extending import intrinsic, models, overload, register_model
 from ._common import U
 from ._jit import inlined
 
-__all__ = ["LANES", "STREAM_BYTES", "copy_run", "even16", "fma16", "load4", "load16",
-           "load16_first", "odd16", "put16", "splat16", "store4", "store16", "store16_first",
-           "store16_stream", "stream_fence", "streams", "vector16"]
+__all__ = ["LANES", "STREAM_BYTES", "copy_run", "even16", "fma8", "fma16", "load4", "load8",
+           "load16", "load16_first", "odd16", "put16", "splat8", "splat16", "store4",
+           "store8_first", "store16", "store16_first", "store16_stream", "stream_fence",
+           "streams", "vector8", "vector16", "vfma", "vload", "vsplat", "vstore_first"]
 
 #: Lanes of one vector.
 LANES = 16
@@ -34,58 +37,78 @@ LANES = 16
 #: kernels that stream (a smaller one may still be in cache for the next
 #: layer to read; a larger one leaves the caches of a few cores anyway).
 STREAM_BYTES = 8 * 2**20
-_VECTOR = ir.VectorType(ir.FloatType(), LANES)
 
 
-class Float32x16(types.Type):
-    """The Numba type of a ``<16 x float>`` value."""
+class Float32Vector(types.Type):
+    """The Numba type of a ``<lanes x float>`` value."""
 
-    def __init__(self):
-        super().__init__(name="float32x16")
-
-
-vector16 = Float32x16()
+    def __init__(self, lanes):
+        self.lanes = lanes
+        super().__init__(name=f"float32x{lanes}")
 
 
-@register_model(Float32x16)
-class _Float32x16Model(models.PrimitiveModel):
+#: The vector type of the kernels: 16 lanes.
+vector16 = Float32Vector(LANES)
+#: Half a vector (one 256-bit register): for the last 8 of a block's outputs, where a
+#: whole vector's multiply-adds would be half wasted (see :mod:`.pointwise_cl`).
+vector8 = Float32Vector(LANES // 2)
+
+
+def _ir_vector(lanes):
+    return ir.VectorType(ir.FloatType(), lanes)
+
+
+@register_model(Float32Vector)
+class _Float32VectorModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, _VECTOR)
+        super().__init__(dmm, fe_type, _ir_vector(fe_type.lanes))
 
 
 def _is_float32_array(array):
     return isinstance(array, types.Array) and array.dtype == types.float32
 
 
-def _vector_pointer(context, builder, array_type, offset_type, array, offset, count=None):
-    """The address of ``array.flat[offset]`` as a vector pointer.
+def _vector_pointer(context, builder, array_type, offset_type, array, offset, count=None,
+                    lanes=LANES):
+    """The address of ``array.flat[offset]`` as a pointer to ``lanes`` floats.
 
-    Under ``NUMBA_BOUNDSCHECK=1`` the first and the last of the 16 elements
-    (of the first ``count``, an ``intp`` value, when given) are checked like
-    any indexed access (an ``IndexError`` from the kernel).
+    Under ``NUMBA_BOUNDSCHECK=1`` the first and the last of the ``lanes``
+    elements (of the first ``count``, an ``intp`` value, when given) are
+    checked like any indexed access (an ``IndexError`` from the kernel).
     """
     view = context.make_array(array_type)(context, builder, array)
     offset = context.cast(builder, offset, offset_type, types.intp)
     if config.BOUNDSCHECK:
         size = view.nitems
         cgutils.do_boundscheck(context, builder, offset, size)
-        extent = ir.Constant(offset.type, LANES) if count is None else count
+        extent = ir.Constant(offset.type, lanes) if count is None else count
         last = builder.sub(builder.add(offset, extent), ir.Constant(offset.type, 1))
         cgutils.do_boundscheck(context, builder, last, size)
-    return builder.bitcast(builder.gep(view.data, [offset]), _VECTOR.as_pointer())
+    return builder.bitcast(builder.gep(view.data, [offset]), _ir_vector(lanes).as_pointer())
 
 
-@intrinsic
-def load16(typingctx, array, offset):
-    """``array[offset : offset + 16]`` as a vector (float32 arrays)."""
-    if not _is_float32_array(array) or not isinstance(offset, types.Integer):
-        return None
+def _load(vector):
+    """The intrinsic ``load(array, offset)``: ``array[offset : offset + lanes]`` as a
+    ``vector`` (float32 arrays)."""
 
-    def codegen(context, builder, signature, args):
-        pointer = _vector_pointer(context, builder, *signature.args[:2], *args[:2])
-        return builder.load(pointer, align=4)
+    def load(typingctx, array, offset):
+        if not _is_float32_array(array) or not isinstance(offset, types.Integer):
+            return None
 
-    return vector16(array, offset), codegen
+        def codegen(context, builder, signature, args):
+            pointer = _vector_pointer(context, builder, *signature.args[:2], *args[:2],
+                                      lanes=vector.lanes)
+            return builder.load(pointer, align=4)
+
+        return vector(array, offset), codegen
+
+    return intrinsic(load)
+
+
+#: ``load16(array, offset)``: ``array[offset : offset + 16]`` as a vector.
+load16 = _load(vector16)
+#: ``load8(array, offset)``: ``array[offset : offset + 8]`` as a half vector.
+load8 = _load(vector8)
 
 
 @intrinsic
@@ -163,48 +186,62 @@ def streams(array, pitch):
             and array.size * array.itemsize >= STREAM_BYTES)
 
 
-@intrinsic
-def store16_first(typingctx, array, offset, value, count):
-    """``array[offset : offset + count] = value[:count]`` for ``1 <= count <= 16``.
+def _store_first(vector):
+    """The intrinsic ``store_first(array, offset, value, count)``: ``array[offset : offset +
+    count] = value[:count]`` for ``1 <= count <= lanes``.
 
     A masked store (``llvm.masked.store``: one instruction with AVX-512):
     the lanes from ``count`` on are not written, so a vector can end a row
-    whose length is not a multiple of 16.
+    whose length is not a multiple of the lanes.
     """
-    if (not _is_float32_array(array) or not isinstance(offset, types.Integer)
-            or value != vector16 or not isinstance(count, types.Integer)):
-        return None
+    width = vector.lanes
 
-    def codegen(context, builder, signature, args):
-        count = context.cast(builder, args[3], signature.args[3], types.intp)
-        pointer = _vector_pointer(context, builder, *signature.args[:2], *args[:2], count=count)
-        full = builder.icmp_signed(">=", count, ir.Constant(count.type, LANES))
-        with builder.if_else(full, likely=True) as (every_lane, some_lanes):
-            with every_lane:
-                # Without AVX-512 a masked store is microcode (vmaskmovps: measured
-                # 12x a plain store on AMD Zen 3), so whole vectors store plainly.
-                builder.store(args[2], pointer, align=4)
-            with some_lanes:
-                mask = _first_lanes(builder, count)
-                function_type = ir.FunctionType(ir.VoidType(), [_VECTOR, pointer.type,
-                                                                ir.IntType(32), mask.type])
-                store = cgutils.get_or_insert_function(builder.module, function_type,
-                                                       f"llvm.masked.store.v{LANES}f32.p0")
-                builder.call(store, [args[2], pointer, ir.Constant(ir.IntType(32), 4), mask])
-        return context.get_dummy_value()
+    def store_first(typingctx, array, offset, value, count):
+        if (not _is_float32_array(array) or not isinstance(offset, types.Integer)
+                or value != vector or not isinstance(count, types.Integer)):
+            return None
 
-    return types.void(array, offset, value, count), codegen
+        def codegen(context, builder, signature, args):
+            count = context.cast(builder, args[3], signature.args[3], types.intp)
+            pointer = _vector_pointer(context, builder, *signature.args[:2], *args[:2],
+                                      count=count, lanes=width)
+            full = builder.icmp_signed(">=", count, ir.Constant(count.type, width))
+            with builder.if_else(full, likely=True) as (every_lane, some_lanes):
+                with every_lane:
+                    # Without AVX-512 a masked store is microcode (vmaskmovps: measured
+                    # 12x a plain store on AMD Zen 3), so whole vectors store plainly.
+                    builder.store(args[2], pointer, align=4)
+                with some_lanes:
+                    mask = _first_lanes(builder, count, width)
+                    function_type = ir.FunctionType(ir.VoidType(), [
+                        _ir_vector(width), pointer.type, ir.IntType(32), mask.type])
+                    store = cgutils.get_or_insert_function(
+                        builder.module, function_type, f"llvm.masked.store.v{width}f32.p0")
+                    builder.call(store, [args[2], pointer, ir.Constant(ir.IntType(32), 4),
+                                         mask])
+            return context.get_dummy_value()
+
+        return types.void(array, offset, value, count), codegen
+
+    return intrinsic(store_first)
 
 
-def _first_lanes(builder, count):
-    """The mask of the lanes below ``count`` (an ``intp`` value)."""
-    lanes = ir.Constant(ir.VectorType(count.type, LANES), list(range(LANES)))
+#: ``store16_first(array, offset, value, count)``: the first ``count`` (1..16) lanes.
+store16_first = _store_first(vector16)
+#: ``store8_first(array, offset, value, count)``: the first ``count`` (1..8) lanes of a
+#: half vector.
+store8_first = _store_first(vector8)
+
+
+def _first_lanes(builder, count, lanes=LANES):
+    """The mask of the first ``count`` (an ``intp`` value) of ``lanes`` lanes."""
+    index = ir.Constant(ir.VectorType(count.type, lanes), list(range(lanes)))
     bound = builder.shuffle_vector(
-        builder.insert_element(ir.Constant(ir.VectorType(count.type, LANES), ir.Undefined),
+        builder.insert_element(ir.Constant(ir.VectorType(count.type, lanes), ir.Undefined),
                                count, ir.Constant(ir.IntType(32), 0)),
-        ir.Constant(ir.VectorType(count.type, LANES), ir.Undefined),
-        ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
-    return builder.icmp_signed("<", lanes, bound)
+        ir.Constant(ir.VectorType(count.type, lanes), ir.Undefined),
+        ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+    return builder.icmp_signed("<", index, bound)
 
 
 @intrinsic
@@ -224,12 +261,13 @@ def load16_first(typingctx, array, offset, count):
         count = context.cast(builder, args[2], signature.args[2], types.intp)
         pointer = _vector_pointer(context, builder, *signature.args[:2], *args[:2], count=count)
         mask = _first_lanes(builder, count)
-        function_type = ir.FunctionType(_VECTOR, [pointer.type, ir.IntType(32), mask.type,
-                                                  _VECTOR])
+        vector = _ir_vector(LANES)
+        function_type = ir.FunctionType(vector, [pointer.type, ir.IntType(32), mask.type,
+                                                 vector])
         load = cgutils.get_or_insert_function(builder.module, function_type,
                                               f"llvm.masked.load.v{LANES}f32.p0")
         return builder.call(load, [pointer, ir.Constant(ir.IntType(32), 4), mask,
-                                   ir.Constant(_VECTOR, [0.0] * LANES)])
+                                   ir.Constant(vector, [0.0] * LANES)])
 
     return vector16(array, offset, count), codegen
 
@@ -258,34 +296,101 @@ even16 = _pick(0)
 odd16 = _pick(1)
 
 
-@intrinsic
-def splat16(typingctx, value):
-    """A vector of 16 copies of the float32 ``value``."""
-    if value != types.float32:
-        return None
+def _splat(vector):
+    """The intrinsic ``splat(value)``: a ``vector`` of copies of the float32 ``value``."""
+    ir_type = _ir_vector(vector.lanes)
 
-    def codegen(context, builder, signature, args):
-        single = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), args[0],
-                                        ir.Constant(ir.IntType(32), 0))
-        zeros = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-        return builder.shuffle_vector(single, ir.Constant(_VECTOR, ir.Undefined), zeros)
+    def splat(typingctx, value):
+        if value != types.float32:
+            return None
 
-    return vector16(value), codegen
+        def codegen(context, builder, signature, args):
+            single = builder.insert_element(ir.Constant(ir_type, ir.Undefined), args[0],
+                                            ir.Constant(ir.IntType(32), 0))
+            zeros = ir.Constant(ir.VectorType(ir.IntType(32), vector.lanes), [0] * vector.lanes)
+            return builder.shuffle_vector(single, ir.Constant(ir_type, ir.Undefined), zeros)
+
+        return vector(value), codegen
+
+    return intrinsic(splat)
 
 
-@intrinsic
-def fma16(typingctx, a, b, c):
-    """``a * b + c`` lane by lane, one rounding (``llvm.fma``)."""
-    if not (a == b == c == vector16):
-        return None
+#: ``splat16(value)``: 16 copies of the float32 ``value``.
+splat16 = _splat(vector16)
+#: ``splat8(value)``: a half vector of 8 copies.
+splat8 = _splat(vector8)
 
-    def codegen(context, builder, signature, args):
-        function_type = ir.FunctionType(_VECTOR, [_VECTOR] * 3)
-        fma = cgutils.get_or_insert_function(builder.module, function_type,
-                                             f"llvm.fma.v{LANES}f32")
-        return builder.call(fma, args)
 
-    return vector16(a, b, c), codegen
+def _fma(vector):
+    """The intrinsic ``fma(a, b, c)``: ``a * b + c`` lane by lane, one rounding
+    (``llvm.fma``), on ``vector`` values."""
+    ir_type = _ir_vector(vector.lanes)
+
+    def fma(typingctx, a, b, c):
+        if not (a == b == c == vector):
+            return None
+
+        def codegen(context, builder, signature, args):
+            function_type = ir.FunctionType(ir_type, [ir_type] * 3)
+            llvm_fma = cgutils.get_or_insert_function(builder.module, function_type,
+                                                      f"llvm.fma.v{vector.lanes}f32")
+            return builder.call(llvm_fma, args)
+
+        return vector(a, b, c), codegen
+
+    return intrinsic(fma)
+
+
+#: ``fma16(a, b, c)``: ``a * b + c`` on vectors.
+fma16 = _fma(vector16)
+#: ``fma8(a, b, c)``: ``a * b + c`` on half vectors.
+fma8 = _fma(vector8)
+
+
+def vload(like, array, offset):
+    """:func:`load16` or :func:`load8`, as wide as the vector ``like`` (its value unused)."""
+
+
+def vsplat(like, value):
+    """:func:`splat16` or :func:`splat8`, as wide as the vector ``like``."""
+
+
+def vfma(a, b, c):
+    """:func:`fma16` or :func:`fma8`, for vectors or half vectors."""
+
+
+def vstore_first(array, offset, value, count):
+    """:func:`store16_first` or :func:`store8_first`, as wide as ``value``."""
+
+
+# Chosen while typing, by the vector type: one kernel source for a block whose
+# last vectors are whole or half (see pointwise_cl).
+@overload(vload, inline="always")
+def _vload_impl(like, array, offset):
+    if like == vector8:
+        return lambda like, array, offset: load8(array, offset)
+    return lambda like, array, offset: load16(array, offset)
+
+
+@overload(vsplat, inline="always")
+def _vsplat_impl(like, value):
+    if like == vector8:
+        return lambda like, value: splat8(value)
+    return lambda like, value: splat16(value)
+
+
+@overload(vfma, inline="always")
+def _vfma_impl(a, b, c):
+    if a == vector8:
+        return lambda a, b, c: fma8(a, b, c)
+    return lambda a, b, c: fma16(a, b, c)
+
+
+@overload(vstore_first, inline="always")
+def _vstore_first_impl(array, offset, value, count):
+    if value == vector8:
+        return lambda array, offset, value, count: store8_first(array, offset, value, count)
+    return lambda array, offset, value, count: store16_first(array, offset, value, count)
 
 
 @inlined

@@ -26,7 +26,18 @@ from numba import prange
 
 from ._common import U, aligned_buffer, rows_per_task
 from ._jit import inlined, jit
-from ._simd import LANES, fma16, load16, splat16, store16_first
+from ._simd import (
+    LANES,
+    fma16,
+    load16,
+    splat8,
+    splat16,
+    store16_first,
+    vfma,
+    vload,
+    vsplat,
+    vstore_first,
+)
 from ._vector_width import REGISTER_VECTORS, wide_vectors
 
 __all__ = ["OUTPUT_PASS", "PIXEL_BLOCK", "applies", "block", "blocks_per_task", "packed_bias",
@@ -101,8 +112,7 @@ def packed_bias(bias, like):
 
 @inlined
 def _fma2(lo, hi, value, w_lo, w_hi):
-    x = splat16(value)
-    return fma16(x, w_lo, lo), fma16(x, w_hi, hi)
+    return fma16(splat16(value), w_lo, lo), vfma(vsplat(hi, value), w_hi, hi)
 
 
 @inlined
@@ -114,12 +124,12 @@ def _store2(dst, at, lo, hi, outputs):
     """
     store16_first(dst, at, lo, min(outputs, LANES))
     if outputs > LANES:
-        store16_first(dst, at + U(LANES), hi, outputs - LANES)
+        vstore_first(dst, at + U(LANES), hi, outputs - LANES)
 
 
 @inlined
 def _block_12x32(src, s0, pixel_step, pixels, channels, w_flat, w0, b_flat, b0, dst, d0, out_step,
-          outputs):
+          outputs, hi):
     """``dst[d0 + p*out_step + o] = bias[b0 + o] + sum_k src[s0 + p*pixel_step + k] * w[k, o]``.
 
     For the block's first ``pixels`` (1..:data:`PIXEL_BLOCK`) pixels and
@@ -127,6 +137,12 @@ def _block_12x32(src, s0, pixel_step, pixels, channels, w_flat, w0, b_flat, b0, 
     ``w_flat[w0 + k*OUTPUT_PASS + o]``, ``channels`` the
     ``k`` summed, in order, one FMA each after the bias. Pixels past
     ``pixels`` read the last real pixel and store nothing.
+
+    Outputs 16 to 31 are a vector per pixel, or a half vector (outputs 16 to
+    23) when ``hi`` (a vector whose value is unused) is one: a pass of at
+    most 24 outputs, such as MobileNet's 24, then does 12 half-width
+    multiply-adds per channel in place of 12 whole ones (measured,
+    pw1x1_56 on Zen 4: 1.99 against 2.24 ms, the kernel alone).
     """
     last = U(pixels - 1)
     s = (s0, s0 + min(U(1), last) * pixel_step, s0 + min(U(2), last) * pixel_step,
@@ -137,10 +153,11 @@ def _block_12x32(src, s0, pixel_step, pixels, channels, w_flat, w0, b_flat, b0, 
          s0 + min(U(11), last) * pixel_step)
     s_0, s_1, s_2, s_3, s_4, s_5, s_6, s_7, s_8, s_9, s_10, s_11 = s
     l0 = l1 = l2 = l3 = l4 = l5 = l6 = l7 = l8 = l9 = l10 = l11 = load16(b_flat, b0)
-    h0 = h1 = h2 = h3 = h4 = h5 = h6 = h7 = h8 = h9 = h10 = h11 = load16(b_flat, b0 + U(LANES))
+    h0 = h1 = h2 = h3 = h4 = h5 = h6 = h7 = h8 = h9 = h10 = h11 = vload(hi, b_flat,
+                                                                        b0 + U(LANES))
     for k in range(U(channels)):
         w_lo = load16(w_flat, w0 + k * U(OUTPUT_PASS))
-        w_hi = load16(w_flat, w0 + k * U(OUTPUT_PASS) + U(LANES))
+        w_hi = vload(hi, w_flat, w0 + k * U(OUTPUT_PASS) + U(LANES))
         l0, h0 = _fma2(l0, h0, src[s_0 + k], w_lo, w_hi)
         l1, h1 = _fma2(l1, h1, src[s_1 + k], w_lo, w_hi)
         l2, h2 = _fma2(l2, h2, src[s_2 + k], w_lo, w_hi)
@@ -180,8 +197,8 @@ def _block_12x32(src, s0, pixel_step, pixels, channels, w_flat, w0, b_flat, b0, 
 
 @inlined
 def _block_6x16(src, s0, pixel_step, pixels, channels, w_flat, w0, b_flat, b0, dst, d0,
-                out_step, outputs):
-    """:func:`_block_12x32` for 6 pixels x 16 outputs."""
+                out_step, outputs, hi):
+    """:func:`_block_12x32` for 6 pixels x 16 outputs (``hi`` unused)."""
     last = U(pixels - 1)
     s_0, s_1 = s0, s0 + min(U(1), last) * pixel_step
     s_2, s_3 = s0 + min(U(2), last) * pixel_step, s0 + min(U(3), last) * pixel_step
@@ -217,11 +234,18 @@ def pixels_through_passes(src, s0, pixel_step, pixels, channels, w_flat, b_flat,
                           d0, c_out):
     """:func:`block` on ``pixels`` (1..:data:`PIXEL_BLOCK`) pixels for every pass of
     :data:`OUTPUT_PASS` outputs: all ``c_out``
-    outputs of those pixels (the pixels' inputs stay in L1 between passes)."""
+    outputs of those pixels (the pixels' inputs stay in L1 between passes). A
+    last pass of at most 24 outputs takes the block with half a vector for
+    outputs 16 to 23."""
     for o_pass in range(passes):
         o0 = o_pass * OUTPUT_PASS
-        block(src, s0, pixel_step, pixels, channels, w_flat, U(o0 * channels), b_flat, U(o0),
-              dst, d0 + U(o0), U(c_out), min(OUTPUT_PASS, c_out - o0))
+        outputs = min(OUTPUT_PASS, c_out - o0)
+        if _WIDE and outputs <= LANES + LANES // 2:
+            block(src, s0, pixel_step, pixels, channels, w_flat, U(o0 * channels), b_flat,
+                  U(o0), dst, d0 + U(o0), U(c_out), outputs, splat8(np.float32(0)))
+        else:
+            block(src, s0, pixel_step, pixels, channels, w_flat, U(o0 * channels), b_flat,
+                  U(o0), dst, d0 + U(o0), U(c_out), outputs, splat16(np.float32(0)))
 
 
 @jit(parallel=True)

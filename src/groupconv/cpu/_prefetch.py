@@ -6,7 +6,10 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-__all__ = ["prefetch"]
+from ._common import U
+from ._jit import inlined
+
+__all__ = ["LINE", "prefetch", "prefetch_part"]
 
 
 @intrinsic
@@ -33,3 +36,21 @@ def prefetch(typingctx, array, index):
         return context.get_dummy_value()
 
     return types.void(array, index), codegen
+
+
+#: float32 values per 64-byte cache line: the prefetch step.
+LINE = 16
+
+
+@inlined
+def prefetch_part(array, start, count, part, parts):
+    """Prefetch the ``part``-th (``0 <= part < parts``) of ``parts`` equal runs of cache
+    lines of the float32 ``array[start : start + count]`` (unsigned ``start`` and ``count``).
+
+    A kernel spreads the fetch of data it will need next over the steps of
+    its current work, one call per step.
+    """
+    lines = (count + U(LINE - 1)) // U(LINE)
+    per = (lines + U(parts - 1)) // U(parts)
+    for line in range(U(part) * per, min(U(part + 1) * per, lines)):
+        prefetch(array, start + line * U(LINE))

@@ -18,7 +18,7 @@ from numba import prange
 
 from ._common import U, interior_columns
 from ._jit import inlined, jit
-from ._prefetch import prefetch
+from ._prefetch import LINE, prefetch
 from ._vector_width import wide_vectors
 
 __all__ = ["PIXEL_BLOCK", "depthwise_channels_last"]
@@ -26,8 +26,6 @@ __all__ = ["PIXEL_BLOCK", "depthwise_channels_last"]
 #: Adjacent output pixels computed together: each weight vector loaded
 #: feeds this many sums held in registers.
 PIXEL_BLOCK = 4
-#: float32 values per 64-byte cache line: the prefetch step.
-_LINE = 16
 
 
 @inlined
@@ -167,7 +165,7 @@ def depthwise_channels_last(x, w_t, bias, out, stride, dilation, pad, unroll_h, 
                 for iy in range(ahead, min(ahead + sh, h_in)):
                     if iy >= 0:
                         first = U(((n * h_in + iy) * w_in + left) * channels)
-                        for i in range(U(0), U(span) * c, U(_LINE)):
+                        for i in range(U(0), U(span) * c, U(LINE)):
                             prefetch(x_flat, first + i)
             for ow in range(ow_lo):
                 _pixel_taps(x_flat, x_dims, n, top, ow * sw - pw, dh, dw, w_flat, bias, out_flat,

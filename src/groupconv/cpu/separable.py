@@ -35,6 +35,7 @@ from ._common import (
     writeable_c_order,
 )
 from ._jit import inlined, jit
+from ._prefetch import prefetch_part
 from ._vector_width import wide_vectors
 from .depthwise3x3_cl import interior_rows, tap_major, task_unit, task_units, unit_rows
 from .direct import output_5d, unroll_arguments
@@ -176,10 +177,20 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
                       w_out, ow_lo, ow_hi, False)
             pixels = (2 if pair else 1) * w_out
             o_row = U((n * h_out + oh) * w_out * c_out)
-            for first in range(0, pixels, POINTWISE_PIXELS):
+            # The input rows the next pair adds to this one's are fetched during
+            # the pointwise step, which reads only the tile (measured 2-13 %
+            # faster on separable_mbv2_56, Zen 4).
+            last = (oh + 1) * stride[1] - pad[1] + 2 * dilation[1]
+            r_lo = min(max(last + 1, 0), h_in)
+            r_hi = min(max(last + 2 * stride[1] + 1, 0), h_in)
+            blocks = (pixels + POINTWISE_PIXELS - 1) // POINTWISE_PIXELS
+            for block in range(blocks):
+                first = block * POINTWISE_PIXELS
                 pixels_through_passes(mid, U(first) * c, c, min(POINTWISE_PIXELS, pixels - first),
                                       channels, pw_flat, b_packed, passes, out_flat,
                                       o_row + U(first * c_out), c_out)
+                prefetch_part(x_flat, U((n * h_in + r_lo) * w_in) * c,
+                              U((r_hi - r_lo) * w_in) * c, block, blocks)
 
 
 def _register_kernels_apply(depthwise, pointwise, x5, stride, dilation, pad) -> bool:

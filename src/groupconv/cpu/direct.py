@@ -190,7 +190,7 @@ def _route(spec, x, pads) -> _Route:
                 dilation, pad_lo, (0,) * kernel[1], (0,) * kernel[2]), x5_shape)
         if weight_shape[1] == 1 and planar and stride == (1, 1, 1):
             return route(depthwise_channels_first, bind_cf, (
-                stride, dilation, pad_lo, *depthwise_tiles(kernel, spec.dtype)), x5_shape)
+                stride, dilation, pad_lo, *tiles), x5_shape)
         if weight_shape[1] == 1 and planar and depthwise_cf.s2_applies(spec, stride, dilation):
             return route(depthwise_cf.depthwise_3x3_s2_channels_first, bind_cf, (pad_lo,),
                          x5_shape)

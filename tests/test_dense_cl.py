@@ -33,19 +33,35 @@ def check(rng, n, spatial, groups, c_group, per_group, kernel, **kw):
     assert_matches_reference(got, want, scale=c_group * int(np.prod(kernel)) * 4.0)
 
 
-# One and two chunks of 64 outputs per group, one and several groups; input
-# channels per group from 1 to more than one tile of channels (a 3x3 tile
-# holds 14), so the last tile is partial.
+# One and two chunks of 64 outputs per group, one and several groups.
 @pytest.mark.parametrize("groups, c_group, per_group", [
     (1, 1, 64), (1, 8, 128), (2, 5, 64), (1, 30, 64), (3, 3, 64),
 ])
-def test_groups_chunks_and_channel_tiles(rng, groups, c_group, per_group):
+def test_groups_and_chunks(rng, groups, c_group, per_group):
     check(rng, 2, (5, 8), groups, c_group, per_group, (3, 3), padding=1)
 
 
-# Output widths of exactly one block of 6 and with a last block overlapping
-# its neighbour; row tiles that end inside an image.
-@pytest.mark.parametrize("spatial, batch", [((9, 6), 3), ((5, 7), 1), ((3, 13), 2), ((1, 20), 2)])
+# Several tiles of input channels (the sums wait in the task's buffer between
+# them): with a bound of 4 channels' 3x3 weights, 30 channels go 7 x 4 + 2 and
+# 5 channels 3 + 2.
+@pytest.mark.parametrize("groups, c_group, per_group", [(1, 30, 64), (2, 5, 128)])
+def test_several_channel_tiles(rng, monkeypatch, groups, c_group, per_group):
+    from groupconv.cpu import direct
+
+    monkeypatch.setattr(dense_cl, "WEIGHT_TILE_BYTES", 4 * 9 * dense_cl.OUTPUT_CHUNK * 4)
+    monkeypatch.setattr(direct, "_ROUTES", {})
+    x = random_array(rng, (2, 5, 8, groups * c_group), np.float32)
+    w = random_array(rng, (groups * per_group, c_group, 3, 3), np.float32)
+    assert direct_arguments(spec_for(x, w, groups=groups, padding=1))[2][-1] < c_group
+    check(rng, 2, (5, 8), groups, c_group, per_group, (3, 3), padding=1)
+
+
+# Output widths of exactly one block of 6 and with a last block of 2 or 4
+# pixels, exact or overlapping its neighbour (the rest of the row is 1 to 5
+# pixels); row tiles that end inside an image.
+@pytest.mark.parametrize("spatial, batch", [
+    ((9, 6), 3), ((5, 7), 1), ((1, 20), 2), ((3, 9), 2), ((4, 10), 1), ((3, 11), 2),
+])
 def test_widths_and_row_tiles(rng, spatial, batch):
     check(rng, batch, spatial, 1, 4, 64, (3, 3), padding=1)
 
@@ -109,10 +125,16 @@ def test_packing_layout(rng):
     assert packed.shape == (2, 2, 2, 5, 3, chunk)
     # Group 1, chunk 1, tap (1, 4), input channel 2, output lane 7.
     assert packed[1, 1, 1, 4, 2, 7] == w[2 * chunk + chunk + 7, 2, 1, 4]
-    # A channel tile's weights for one chunk fit the bound.
-    tile = dense_cl.channel_tile(64, 9, 4)
-    assert tile * 9 * chunk * 4 <= dense_cl.WEIGHT_TILE_BYTES < (tile + 1) * 9 * chunk * 4
+    # A channel tile's weights for one chunk fit the bound, in as few tiles as
+    # the bound allows, split evenly.
+    fit = dense_cl.WEIGHT_TILE_BYTES // (9 * chunk * 4)
+    for c_group in (3, fit, fit + 1, 5 * fit - 2):
+        tile = dense_cl.channel_tile(c_group, 9, 4)
+        tiles = -(-c_group // tile)
+        assert tile * 9 * chunk * 4 <= dense_cl.WEIGHT_TILE_BYTES
+        assert tiles == -(-c_group // fit) and tiles * tile - c_group < tiles
     assert dense_cl.channel_tile(3, 9, 4) == 3 and dense_cl.channel_tile(8, 10**6, 4) == 1
+    assert dense_cl.channel_tile(fit + 1, 9, 4) == (fit + 2) // 2
 
 
 def test_window_bound_makes_single_row_tasks(rng, monkeypatch):

@@ -15,10 +15,14 @@ wider block's 24 sums would not fit (see
 Loop order, per task (``tile_rows`` output rows of one image): the input
 rows they read are gathered once into a zero-padded window (plain
 channels_last order); then per output row, group and chunk of 64 outputs,
-the input channels go in tiles whose weights (``C x kh x kw x 64``) fit in
-L1, and each tile runs over every block of the row, so each weight is read
-from L2 once per row rather than once per block. Between tiles a block's
-sums wait in a small per-task buffer.
+every block of the row runs over the input channels in as few tiles as
+keep a tile's weights (``C x kh x kw x 64``) under
+:data:`WEIGHT_TILE_BYTES`, split evenly. A 3x3 layer with up to 113
+channels per group is one tile: the sums start from the bias, stay in
+registers over the whole reduction and go straight to the output; between
+tiles they wait in a small per-task buffer. The last block of a row is
+the narrowest of 2, 4 or 6 pixels that covers the rest (28 = 4 x 6 + 4,
+56 = 9 x 6 + 2), so no pixel is computed twice for an even width.
 """
 
 from __future__ import annotations
@@ -41,8 +45,11 @@ OUTPUT_VECTORS = 4 if REGISTER_VECTORS >= 32 else 1
 OUTPUT_CHUNK = OUTPUT_VECTORS * LANES
 #: Adjacent output pixels one block computes.
 PIXEL_BLOCK = 6
-#: Bound of the weights of one tile of input channels (kept in L1).
-WEIGHT_TILE_BYTES = 32 * 2**10
+#: Bound of the weights of one tile of input channels: half of a 512 KiB L2.
+#: Measured (Zen 4, grp2_28 and dense3x3_56, one 147 KiB tile against 32 KiB
+#: tiles kept in L1): 5.2-5.4 vs 5.6-5.8 ms and 10.0-10.9 vs 10.9-11.4 ms; the
+#: weights stream from L2 fast enough, and the sums never leave the registers.
+WEIGHT_TILE_BYTES = 256 * 2**10
 
 
 def pack_weight(weight: np.ndarray, groups: int) -> np.ndarray:
@@ -54,8 +61,11 @@ def pack_weight(weight: np.ndarray, groups: int) -> np.ndarray:
 
 
 def channel_tile(c_group: int, kernel_taps: int, itemsize: int) -> int:
-    """Input channels per tile: their weights for one chunk stay under the L1 bound."""
-    return max(1, min(c_group, WEIGHT_TILE_BYTES // (kernel_taps * OUTPUT_CHUNK * itemsize)))
+    """Input channels per tile: the fewest tiles whose weights for one chunk stay under
+    :data:`WEIGHT_TILE_BYTES`, as even as they go."""
+    fit = max(1, WEIGHT_TILE_BYTES // (kernel_taps * OUTPUT_CHUNK * itemsize))
+    tiles = -(-c_group // fit)
+    return -(-c_group // tiles)
 
 
 @inlined
@@ -66,22 +76,29 @@ def _fma4(a0, a1, a2, a3, value, w0, w1, w2, w3):
 
 
 @inlined
-def _block_4(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, sums, s0):
-    """``sums[s0 + p*64 + o]`` += the block's 6 pixels x 64 outputs over a channel tile
-    (:data:`OUTPUT_VECTORS` = 4).
+def _block_4(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, src, dst, pixels):
+    """The block's ``pixels`` (2, 4 or :data:`PIXEL_BLOCK`) pixels x 64 outputs over a
+    channel tile (:data:`OUTPUT_VECTORS` = 4): ``dst[d0 + p*d_step + o] = src[s0 +
+    p*s_step + o] + sum``.
 
-    ``taps`` is ``(kh, kw, dh)``; pixel ``p``, tap ``(i, j)``, channel ``c``
-    reads ``window[x0 + i*dh*row_step + (j + p)*pixel_step + c]`` and weighs
-    it by ``w_flat[w0 + ((i*kw + j)*Cg + c)*64 + o]`` (``Cg`` channels per
-    group in the packed weight, of which the tile takes ``c_count``).
+    ``src`` and ``dst`` are ``(array, first, pixel_step)``: the sums so far
+    (the bias with step 0 before the first tile, the task's buffer between
+    tiles) and where they go (the buffer, or the output after the last
+    tile). ``taps`` is ``(kh, kw, dh, Cg)``; pixel ``p``, tap ``(i, j)``,
+    channel ``c`` reads ``window[x0 + i*dh*row_step + (j + p)*pixel_step +
+    c]`` and weighs it by ``w_flat[w0 + ((i*kw + j)*Cg + c)*64 + o]`` (``Cg``
+    channels per group in the packed weight, of which the tile takes
+    ``c_count``). ``pixels`` is a constant at every call, so the pixels a
+    narrower block skips cost nothing (their sums are loaded and dropped).
     """
     kh_size, kw_size, dh, c_group = taps
+    sums, s0, s_step = src
     a00, a01, a02, a03 = load4(sums, s0, U(LANES))
-    a10, a11, a12, a13 = load4(sums, s0 + U(64), U(LANES))
-    a20, a21, a22, a23 = load4(sums, s0 + U(128), U(LANES))
-    a30, a31, a32, a33 = load4(sums, s0 + U(192), U(LANES))
-    a40, a41, a42, a43 = load4(sums, s0 + U(256), U(LANES))
-    a50, a51, a52, a53 = load4(sums, s0 + U(320), U(LANES))
+    a10, a11, a12, a13 = load4(sums, s0 + s_step, U(LANES))
+    a20, a21, a22, a23 = load4(sums, s0 + U(2) * s_step, U(LANES))
+    a30, a31, a32, a33 = load4(sums, s0 + U(3) * s_step, U(LANES))
+    a40, a41, a42, a43 = load4(sums, s0 + U(4) * s_step, U(LANES))
+    a50, a51, a52, a53 = load4(sums, s0 + U(5) * s_step, U(LANES))
     for i in range(kh_size):
         for j in range(kw_size):
             xi = x0 + U(i * dh) * row_step + U(j) * pixel_step
@@ -91,31 +108,38 @@ def _block_4(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, sums, 
                 a00, a01, a02, a03 = _fma4(a00, a01, a02, a03, window[xi], w_0, w_1, w_2, w_3)
                 a10, a11, a12, a13 = _fma4(a10, a11, a12, a13, window[xi + pixel_step],
                                            w_0, w_1, w_2, w_3)
-                a20, a21, a22, a23 = _fma4(a20, a21, a22, a23, window[xi + U(2) * pixel_step],
-                                           w_0, w_1, w_2, w_3)
-                a30, a31, a32, a33 = _fma4(a30, a31, a32, a33, window[xi + U(3) * pixel_step],
-                                           w_0, w_1, w_2, w_3)
-                a40, a41, a42, a43 = _fma4(a40, a41, a42, a43, window[xi + U(4) * pixel_step],
-                                           w_0, w_1, w_2, w_3)
-                a50, a51, a52, a53 = _fma4(a50, a51, a52, a53, window[xi + U(5) * pixel_step],
-                                           w_0, w_1, w_2, w_3)
+                if pixels > 2:
+                    a20, a21, a22, a23 = _fma4(a20, a21, a22, a23,
+                                               window[xi + U(2) * pixel_step], w_0, w_1, w_2, w_3)
+                    a30, a31, a32, a33 = _fma4(a30, a31, a32, a33,
+                                               window[xi + U(3) * pixel_step], w_0, w_1, w_2, w_3)
+                if pixels > 4:
+                    a40, a41, a42, a43 = _fma4(a40, a41, a42, a43,
+                                               window[xi + U(4) * pixel_step], w_0, w_1, w_2, w_3)
+                    a50, a51, a52, a53 = _fma4(a50, a51, a52, a53,
+                                               window[xi + U(5) * pixel_step], w_0, w_1, w_2, w_3)
                 xi += U(1)
                 wi += U(OUTPUT_CHUNK)
-    store4(sums, s0, U(LANES), a00, a01, a02, a03)
-    store4(sums, s0 + U(64), U(LANES), a10, a11, a12, a13)
-    store4(sums, s0 + U(128), U(LANES), a20, a21, a22, a23)
-    store4(sums, s0 + U(192), U(LANES), a30, a31, a32, a33)
-    store4(sums, s0 + U(256), U(LANES), a40, a41, a42, a43)
-    store4(sums, s0 + U(320), U(LANES), a50, a51, a52, a53)
+    out, d0, d_step = dst
+    store4(out, d0, U(LANES), a00, a01, a02, a03)
+    store4(out, d0 + d_step, U(LANES), a10, a11, a12, a13)
+    if pixels > 2:
+        store4(out, d0 + U(2) * d_step, U(LANES), a20, a21, a22, a23)
+        store4(out, d0 + U(3) * d_step, U(LANES), a30, a31, a32, a33)
+    if pixels > 4:
+        store4(out, d0 + U(4) * d_step, U(LANES), a40, a41, a42, a43)
+        store4(out, d0 + U(5) * d_step, U(LANES), a50, a51, a52, a53)
 
 
 @inlined
-def _block_1(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, sums, s0):
-    """:func:`_block_4` for 16 outputs (:data:`OUTPUT_VECTORS` = 1): ``sums[s0 + p*16 + o]``
-    and ``w_flat[w0 + ((i*kw + j)*Cg + c)*16 + o]``."""
+def _block_1(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, src, dst, pixels):
+    """:func:`_block_4` for 16 outputs (:data:`OUTPUT_VECTORS` = 1): weights
+    ``w_flat[w0 + ((i*kw + j)*Cg + c)*16 + o]``."""
     kh_size, kw_size, dh, c_group = taps
-    a0, a1, a2 = load16(sums, s0), load16(sums, s0 + U(16)), load16(sums, s0 + U(32))
-    a3, a4, a5 = load16(sums, s0 + U(48)), load16(sums, s0 + U(64)), load16(sums, s0 + U(80))
+    sums, s0, s_step = src
+    a0, a1 = load16(sums, s0), load16(sums, s0 + s_step)
+    a2, a3 = load16(sums, s0 + U(2) * s_step), load16(sums, s0 + U(3) * s_step)
+    a4, a5 = load16(sums, s0 + U(4) * s_step), load16(sums, s0 + U(5) * s_step)
     for i in range(kh_size):
         for j in range(kw_size):
             xi = x0 + U(i * dh) * row_step + U(j) * pixel_step
@@ -124,18 +148,23 @@ def _block_1(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, sums, 
                 w = load16(w_flat, wi)
                 a0 = fma16(splat16(window[xi]), w, a0)
                 a1 = fma16(splat16(window[xi + pixel_step]), w, a1)
-                a2 = fma16(splat16(window[xi + U(2) * pixel_step]), w, a2)
-                a3 = fma16(splat16(window[xi + U(3) * pixel_step]), w, a3)
-                a4 = fma16(splat16(window[xi + U(4) * pixel_step]), w, a4)
-                a5 = fma16(splat16(window[xi + U(5) * pixel_step]), w, a5)
+                if pixels > 2:
+                    a2 = fma16(splat16(window[xi + U(2) * pixel_step]), w, a2)
+                    a3 = fma16(splat16(window[xi + U(3) * pixel_step]), w, a3)
+                if pixels > 4:
+                    a4 = fma16(splat16(window[xi + U(4) * pixel_step]), w, a4)
+                    a5 = fma16(splat16(window[xi + U(5) * pixel_step]), w, a5)
                 xi += U(1)
                 wi += U(OUTPUT_CHUNK)
-    store16(sums, s0, a0)
-    store16(sums, s0 + U(16), a1)
-    store16(sums, s0 + U(32), a2)
-    store16(sums, s0 + U(48), a3)
-    store16(sums, s0 + U(64), a4)
-    store16(sums, s0 + U(80), a5)
+    out, d0, d_step = dst
+    store16(out, d0, a0)
+    store16(out, d0 + d_step, a1)
+    if pixels > 2:
+        store16(out, d0 + U(2) * d_step, a2)
+        store16(out, d0 + U(3) * d_step, a3)
+    if pixels > 4:
+        store16(out, d0 + U(4) * d_step, a4)
+        store16(out, d0 + U(5) * d_step, a5)
 
 
 #: The block for this target's registers.
@@ -191,6 +220,9 @@ def dense_channels_last(x, w_packed, bias, out, stride, dilation, pad, tile_rows
     block_size = PIXEL_BLOCK * OUTPUT_CHUNK
     tiles = (h_out + tile_rows - 1) // tile_rows
     n_blocks = (w_out + PIXEL_BLOCK - 1) // PIXEL_BLOCK
+    full_blocks = w_out // PIXEL_BLOCK
+    tail_block = w_out - full_blocks * PIXEL_BLOCK
+    tail_block += tail_block % 2
     taps = (kh_size, kw_size, dh, c_group)
     for task in prange(n_batch * tiles):
         n = task // tiles
@@ -206,23 +238,28 @@ def dense_channels_last(x, w_packed, bias, out, stride, dilation, pad, tile_rows
             for g in range(groups):
                 for chunk in range(chunks):
                     o0 = U(g * chunks * OUTPUT_CHUNK + chunk * OUTPUT_CHUNK)
-                    for i in range(U(n_blocks * PIXEL_BLOCK)):
-                        for o in range(U(OUTPUT_CHUNK)):
-                            sums[i * U(OUTPUT_CHUNK) + o] = bias[o0 + o]
                     w_chunk = U((g * chunks + chunk) * w_chunk_size)
                     for c0 in range(0, c_group, c_tile):
                         c_count = min(c_tile, c_group - c0)
                         for block in range(n_blocks):
-                            # The last block overlaps its left neighbour (same
+                            # The last block is the narrowest of 2, 4 or 6
+                            # pixels that covers the rest of the row; with an
+                            # odd rest it overlaps its left neighbour (same
                             # values, stored twice).
-                            ow0 = min(block * PIXEL_BLOCK, w_out - PIXEL_BLOCK)
-                            _block(window, x_row + U(ow0) * pixel_step + U(g * c_group + c0),
-                                   pixel_step, row_step, taps, c_count, w_flat,
-                                   w_chunk + U(c0 * OUTPUT_CHUNK), sums, U(block * block_size))
-                    for block in range(n_blocks):
-                        ow0 = min(block * PIXEL_BLOCK, w_out - PIXEL_BLOCK)
-                        for p in range(U(PIXEL_BLOCK)):
-                            o = o_row + U(ow0 + p) * U(c_out) + o0
-                            s = U(block * block_size) + p * U(OUTPUT_CHUNK)
-                            for k in range(U(OUTPUT_CHUNK)):
-                                out_flat[o + k] = sums[s + k]
+                            pixels = PIXEL_BLOCK if block < full_blocks else tail_block
+                            ow0 = min(block * PIXEL_BLOCK, w_out - pixels)
+                            buffered = (sums, U(block * block_size), U(OUTPUT_CHUNK))
+                            src = (bias, o0, U(0)) if c0 == 0 else buffered
+                            dst = ((out_flat, o_row + U(ow0) * U(c_out) + o0, U(c_out))
+                                   if c0 + c_count == c_group else buffered)
+                            x_block = x_row + U(ow0) * pixel_step + U(g * c_group + c0)
+                            w_tile = w_chunk + U(c0 * OUTPUT_CHUNK)
+                            if pixels == PIXEL_BLOCK:
+                                _block(window, x_block, pixel_step, row_step, taps, c_count,
+                                       w_flat, w_tile, src, dst, PIXEL_BLOCK)
+                            elif pixels == 4:
+                                _block(window, x_block, pixel_step, row_step, taps, c_count,
+                                       w_flat, w_tile, src, dst, 4)
+                            else:
+                                _block(window, x_block, pixel_step, row_step, taps, c_count,
+                                       w_flat, w_tile, src, dst, 2)

@@ -395,8 +395,9 @@ def test_depthwise_3x3_stride2_channels_first(rng):
 
 # Depthwise 3x3 and 7x7 channels_first (float32, stride 1, dilation 1 along H) run in
 # register blocks of 4 output rows x 16 flat outputs (cpu/depthwise_cf.py):
-# heights around and under a block, widths around and under a vector, a
-# multiplier, dilation along W, lopsided padding, and a NaN that stays put.
+# heights around and under a block, widths around and under a vector (and
+# padded rows of one vector), a multiplier, dilation along W, lopsided
+# padding, and a NaN that stays put.
 @pytest.mark.parametrize("size", [3, 7])
 def test_depthwise_row_blocks_channels_first(rng, size):
     from groupconv._spec import conv_spec
@@ -409,6 +410,8 @@ def test_depthwise_row_blocks_channels_first(rng, size):
         (1, 1, (8, 9), (1, 2), "same"),
         (2, 1, (11, 33), 1, [(size - 1, 0), (0, size - 2)]),
         (1, 1, (size, size), 1, "valid"),
+        # Padded rows of exactly one vector (the literal pitch of narrow planes).
+        (1, 2, (6, 17 - size), 1, size // 2),
     ]:
         x = make_input(rng, 2, c_in, spatial, "channels_first", np.float32)
         x[1, 0, spatial[0] // 2, 1] = np.nan

@@ -152,6 +152,28 @@ def _check_structure(results, shapes, peers=()):
     json.loads(json.dumps(results))  # all plain JSON
 
 
+def test_rounds_visit_every_layout_in_turn(monkeypatch):
+    timed = []
+    original = bench._groupconv_call
+
+    def tagged(shape, data, layout):
+        call = original(shape, data, layout)
+        return lambda: (timed.append(layout), call())[1]
+
+    monkeypatch.setattr(bench, "_groupconv_call", tagged)
+    monkeypatch.setattr(bench, "WARMUP_CALLS", 1)
+    results = bench.run_bench([TINY], peers=(), threads=1, repeats=4, rounds=2,
+                              copy_bytes=2**16)
+    assert results["rounds"] == 2 and results["repeats"] == 4
+    for entry in results["shapes"][0]["groupconv"].values():
+        assert len(entry["times_s"]) == 4 and entry["check"]["ok"]
+    # Each round: one warm-up and two timed calls per layout, layout after layout.
+    cf, cl = "channels_first", "channels_last"
+    assert timed == [cf] * 3 + [cl] * 3 + [cf] * 3 + [cl] * 3
+    with pytest.raises(ValueError, match="rounds must be an int from 1 to repeats"):
+        bench.run_bench([TINY], peers=(), repeats=2, rounds=3)
+
+
 def test_run_bench_on_tiny_custom_shapes():
     shapes = [TINY, TINY_DW, TINY_SEP]
     results = bench.run_bench(shapes, peers=(), threads=1, **QUICK)

@@ -24,9 +24,10 @@ on the same data:
 - ``scipy``: depthwise rows only, one ``scipy.ndimage.correlate`` call per
   output channel over the whole batch (single-threaded).
 
-Every timing is the median of ``repeats`` calls after :data:`WARMUP_CALLS`
-warm-up calls, so JIT
-compilation (Numba, XLA) is never timed. A ratio is the peer's best time
+Every timing is the median of ``repeats`` calls, timed in ``rounds``
+(:data:`FULL_ROUNDS` in a full run) that each visit every layout and peer
+in turn after :data:`WARMUP_CALLS` warm-up calls, so JIT compilation
+(Numba, XLA) is never timed. A ratio is the peer's best time
 divided by groupconv's best layout time: above 1, groupconv is faster.
 
 Importing this module is cheap (NumPy and the standard library only); the
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import importlib
 import json
 import math
@@ -92,6 +94,14 @@ SETTLE_S = 0.25
 #: Timed calls per measurement (after the warm-up calls) in quick and full mode.
 QUICK_REPEATS = 3
 FULL_REPEATS = 15
+#: Rounds a full run splits each row's calls into: every round times every
+#: layout and peer in turn, ``repeats / rounds`` calls each after its own
+#: warm-up calls, and a median pools the rounds. On a shared machine a slow
+#: phase of a few seconds then slows groupconv and its peers alike instead
+#: of the one measured during it (seen on a 2-vCPU cloud VM: the same
+#: kernel's 15-call median 2.9 ms in one run, 3.7 ms in the next, the peer
+#: unchanged). Quick and custom runs take one round.
+FULL_ROUNDS = 3
 
 #: Untimed calls before each measurement, for every library alike. The
 #: first absorbs JIT compilation; the next ones bring the row's data back
@@ -1037,51 +1047,29 @@ def _set_numba_threads(threads: int) -> int:
     return before
 
 
-def _measure_peer(module, prepare, shape, data, expected, repeats, best_gc, rtol):
-    """Time and check every variant of one peer on one row; never raises.
+def _peer_entry(timings, best_gc):
+    """One peer's entry of a row from its variants' timings; never raises.
 
     Parameters
     ----------
-    module : module
-        The peer, as its loader returned it.
-    prepare : callable
-        The peer's ``prepare(module, shape, data)``.
-    shape : BenchShape
-        The row.
-    data : dict
-        The row's data.
-    expected : numpy.ndarray
-        Reference result of the first batch item.
-    repeats : int
-        Timed calls per variant.
+    timings : dict
+        Per variant, ``{"times": [...], "check": {...}}`` or ``{"error": text}``.
     best_gc : float or None
         The best groupconv time on the row, for the ratio.
-    rtol : float
-        Tolerance of the check.
 
     Returns
     -------
     dict
-        ``status`` and, where something was timed, ``variants``,
+        ``status`` and ``variants`` and, where something was timed,
         ``best_variant``, ``best_s`` and ``ratio``; ``reason`` when the
         status is not ``"ok"``.
     """
-    try:
-        variants = prepare(module, shape, data)
-    except Exception as exc:
-        return {"status": "error", "reason": _error_text(exc)}
-    if isinstance(variants, str):
-        return {"status": "skipped", "reason": variants}
     entry: dict[str, Any] = {"variants": {}}
-    for variant, (call, to_nchw) in variants.items():
-        try:
-            times, result = time_call(call, repeats=repeats, warmup=WARMUP_CALLS,
-                                      settle=SETTLE_S)
-            check = verify(to_nchw(result), expected, rtol=rtol)
-        except Exception as exc:
-            entry["variants"][variant] = {"error": _error_text(exc)}
-            continue
-        entry["variants"][variant] = {**_summary(times), "check": check}
+    for variant, timing in timings.items():
+        if "error" in timing:
+            entry["variants"][variant] = {"error": timing["error"]}
+        else:
+            entry["variants"][variant] = {**_summary(timing["times"]), "check": timing["check"]}
     timed = {v: r for v, r in entry["variants"].items() if "median_s" in r}
     if not timed:
         reasons = "; ".join(f"{v}: {r['error']}" for v, r in entry["variants"].items())
@@ -1099,6 +1087,48 @@ def _measure_peer(module, prepare, shape, data, expected, repeats, best_gc, rtol
     return entry
 
 
+def _time_rounds(calls, repeats, rounds, bar, label):
+    """Time every call of a row in ``rounds`` rounds (see :data:`FULL_ROUNDS`); never raises.
+
+    Parameters
+    ----------
+    calls : dict
+        ``key -> (call, check)``: a no-argument call and the function that
+        checks its first result (returns a :func:`verify` dict).
+    repeats : int
+        Timed calls per key in all, ``ceil(repeats / rounds)`` a round.
+    rounds : int
+        Rounds.
+    bar : _Progress
+        Progress bar, advanced once per key and round.
+    label : str
+        The row's name, for the bar.
+
+    Returns
+    -------
+    dict
+        Per key, ``{"times": [...], "check": {...}}``, or ``{"error":
+        text}`` for a call that raised (it is not called again).
+    """
+    per_round = -(-repeats // rounds)
+    timings: dict[Any, dict[str, Any]] = {key: {"times": []} for key in calls}
+    for _ in range(rounds):
+        for key, (call, check) in calls.items():
+            bar.show(f"{label}: {' '.join(key)}")
+            timing = timings[key]
+            if "error" not in timing:
+                try:
+                    times, result = time_call(call, repeats=per_round, warmup=WARMUP_CALLS,
+                                              settle=SETTLE_S)
+                    if "check" not in timing:
+                        timing["check"] = check(result)
+                    timing["times"].extend(times)
+                except Exception as exc:
+                    timings[key] = {"error": _error_text(exc)}
+            bar.step(f"{label}: {' '.join(key)}")
+    return timings
+
+
 def run_bench(
     shapes: str | Iterable[str | BenchShape] | None = None,
     *,
@@ -1107,6 +1137,7 @@ def run_bench(
     threads: int = 2,
     full: bool = False,
     repeats: int | None = None,
+    rounds: int | None = None,
     batch: int | None = None,
     scale: float = 1.0,
     seed: int = 0,
@@ -1120,8 +1151,9 @@ def run_bench(
     of the first batch item; for each groupconv layout, time
     :func:`groupconv.conv` (:func:`groupconv.separable_conv` for a
     separable row) and check its warm-up result; then time and check each
-    importable peer. Nothing raises for one failing row or peer: failures
-    are recorded in the result.
+    importable peer, the calls split into ``rounds`` that each visit every
+    layout and peer in turn (:data:`FULL_ROUNDS`). Nothing raises for one
+    failing row or peer: failures are recorded in the result.
 
     Parameters
     ----------
@@ -1141,6 +1173,9 @@ def run_bench(
         :data:`QUICK_REPEATS`.
     repeats : int, optional
         Timed calls per measurement, overriding ``full``.
+    rounds : int, optional
+        Rounds the timed calls are split into, ``ceil(repeats / rounds)``
+        a round; :data:`FULL_ROUNDS` for a full run, else 1.
     batch : int, optional
         Override every row's batch size (for tests and quick looks).
     scale : float, optional
@@ -1157,8 +1192,9 @@ def run_bench(
     Returns
     -------
     dict
-        JSON-serialisable: ``schema``, ``created``, ``mode``, ``repeats``,
-        ``threads``, ``machine``, ``versions``, ``copy_gbps``, ``peers``
+        JSON-serialisable: ``schema``, ``created``, ``mode``, ``repeats``
+        (timed calls per measurement), ``rounds``, ``threads``, ``machine``,
+        ``versions``, ``copy_gbps``, ``peers``
         (per peer: ``available``, ``version`` or ``reason``, ``notes``),
         ``ok`` (every groupconv result matched the reference) and
         ``shapes``: one dict per row with its ``definition``, ``flops``,
@@ -1174,7 +1210,7 @@ def run_bench(
     ------
     ValueError
         An unknown shape, layout or peer, or a bad ``threads``, ``batch``,
-        ``scale`` or ``repeats``.
+        ``scale``, ``repeats`` or ``rounds``.
 
     See Also
     --------
@@ -1211,6 +1247,11 @@ def run_bench(
         mode = "custom"
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got repeats={repeats!r}")
+    if rounds is None:
+        rounds = FULL_ROUNDS if mode == "full" else 1
+    if not isinstance(rounds, int) or not 1 <= rounds <= repeats:
+        raise ValueError(f"rounds must be an int from 1 to repeats ({repeats}), "
+                         f"got rounds={rounds!r}")
 
     import numba
 
@@ -1236,7 +1277,7 @@ def run_bench(
             loaded[name] = module
             peer_info[name] = {"available": True, "version": version, "notes": notes}
 
-        bar.total = 1 + len(selected) * (len(layouts) + len(loaded))
+        bar.total = 1 + len(selected) * rounds * (len(layouts) + len(loaded))
         bar.show("copy bandwidth")
         copy_gbps = copy_bandwidth(copy_bytes, repeats=max(repeats, 3))
         bar.step("copy bandwidth")
@@ -1244,7 +1285,8 @@ def run_bench(
         rows = []
         for shape in selected:
             bar.show(f"{shape.name}: data")
-            rows.append(_run_shape(shape, layouts, loaded, repeats, seed, rtol, copy_gbps, bar))
+            rows.append(_run_shape(shape, layouts, loaded, repeats, rounds, seed, rtol, copy_gbps,
+                                   bar))
         layer = _threading_layer(numba)
     finally:
         for restore in restores:
@@ -1263,7 +1305,8 @@ def run_bench(
         "schema": _SCHEMA,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": mode,
-        "repeats": repeats,
+        "repeats": -(-repeats // rounds) * rounds,
+        "rounds": rounds,
         "warmup": WARMUP_CALLS,
         "threads": threads,
         "numba_threading_layer": layer,
@@ -1290,8 +1333,9 @@ def _threading_layer(numba) -> str | None:
         return None
 
 
-def _run_shape(shape, layouts, loaded, repeats, seed, rtol, copy_gbps, bar) -> dict[str, Any]:
-    """Measure one row: groupconv in each layout, then each loaded peer.
+def _run_shape(shape, layouts, loaded, repeats, rounds, seed, rtol, copy_gbps,
+               bar) -> dict[str, Any]:
+    """Measure one row: groupconv in each layout and each loaded peer, in rounds.
 
     Parameters
     ----------
@@ -1303,6 +1347,8 @@ def _run_shape(shape, layouts, loaded, repeats, seed, rtol, copy_gbps, bar) -> d
         Imported peers by name.
     repeats : int
         Timed calls per measurement.
+    rounds : int
+        Rounds the calls are split into (see :data:`FULL_ROUNDS`).
     seed : int
         Seed of the data.
     rtol : float
@@ -1317,6 +1363,7 @@ def _run_shape(shape, layouts, loaded, repeats, seed, rtol, copy_gbps, bar) -> d
     dict
         The row's entry of ``run_bench(...)["shapes"]``.
     """
+    bar.show(f"{shape.name}: data")
     data = shape.make_inputs(seed)
     cost = shape.cost()
     expected = _reference(shape, data)
@@ -1331,21 +1378,39 @@ def _run_shape(shape, layouts, loaded, repeats, seed, rtol, copy_gbps, bar) -> d
         "flops": cost.flops,
         "bytes": cost.bytes_read + cost.bytes_written,
         "groupconv": {},
+        "peers": {},
     }
+    calls: dict[tuple[str, str], tuple[Callable[[], Any], Callable[[Any], dict]]] = {}
     for layout in layouts:
-        bar.show(f"{shape.name}: groupconv {layout}")
+        calls[("groupconv", layout)] = (
+            _groupconv_call(shape, data, layout),
+            functools.partial(verify, expected=expected, layout=layout, rtol=rtol))
+    for name, module in loaded.items():
+        _, prepare = _PEER_FUNCTIONS[name]
         try:
-            times, result = time_call(_groupconv_call(shape, data, layout), repeats=repeats,
-                                      warmup=WARMUP_CALLS,
-                                      settle=SETTLE_S)
-            entry = {**_summary(times), "check": verify(result, expected, layout=layout,
-                                                         rtol=rtol)}
+            variants = prepare(module, shape, data)
         except Exception as exc:
-            entry = {"error": _error_text(exc),
-                     "check": {"ok": False, "max_abs_error": None, "tolerance": None,
-                               "reason": _error_text(exc)}}
-        row["groupconv"][layout] = entry
-        bar.step(f"{shape.name}: groupconv {layout}")
+            row["peers"][name] = {"status": "error", "reason": _error_text(exc)}
+            continue
+        if isinstance(variants, str):
+            row["peers"][name] = {"status": "skipped", "reason": variants}
+            continue
+        for variant, (call, to_nchw) in variants.items():
+            calls[(name, variant)] = (call, functools.partial(_check_peer, to_nchw=to_nchw,
+                                                              expected=expected, rtol=rtol))
+    # The bar counted one step per layout and peer a round; a peer has one per variant.
+    bar.total += rounds * (len(calls) - len(layouts) - len(loaded))
+    timings = _time_rounds(calls, repeats, rounds, bar, shape.name)
+
+    for layout in layouts:
+        timing = timings[("groupconv", layout)]
+        if "error" in timing:
+            row["groupconv"][layout] = {
+                "error": timing["error"],
+                "check": {"ok": False, "max_abs_error": None, "tolerance": None,
+                          "reason": timing["error"]}}
+        else:
+            row["groupconv"][layout] = {**_summary(timing["times"]), "check": timing["check"]}
     timed = {k: v for k, v in row["groupconv"].items() if "median_s" in v}
     row["verified"] = all(v["check"]["ok"] for v in row["groupconv"].values())
     if timed:
@@ -1360,14 +1425,18 @@ def _run_shape(shape, layouts, loaded, repeats, seed, rtol, copy_gbps, bar) -> d
         row["copy_fraction"] = row["gbps"] / copy_gbps if copy_gbps else None
     else:
         row.update(best_layout=None, best_s=None, gflops=None, gbps=None, copy_fraction=None)
-    row["peers"] = {}
-    for name, module in loaded.items():
-        bar.show(f"{shape.name}: {name}")
-        _, prepare = _PEER_FUNCTIONS[name]
-        row["peers"][name] = _measure_peer(module, prepare, shape, data, expected,
-                                           repeats, row["best_s"], rtol)
-        bar.step(f"{shape.name}: {name}")
+    for name in loaded:
+        if name not in row["peers"]:
+            row["peers"][name] = _peer_entry(
+                {variant: timing for (owner, variant), timing in timings.items()
+                 if owner == name}, row["best_s"])
+    row["peers"] = {name: row["peers"][name] for name in loaded}
     return row
+
+
+def _check_peer(result, *, to_nchw, expected, rtol):
+    """:func:`verify` of a peer's result, brought to NCHW first."""
+    return verify(to_nchw(result), expected, rtol=rtol)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -1443,8 +1512,8 @@ def format_table(results: dict[str, Any]) -> str:
     machine = results["machine"]
     lines = [
         f"groupconv {versions['groupconv']} bench: {results['threads']} threads, "
-        f"{results['mode']} ({results['repeats']} timed calls after {results.get('warmup', 1)} "
-        f"warm-up calls, median), "
+        f"{results['mode']} ({results['repeats']} timed calls in {results.get('rounds', 1)} "
+        f"round(s), each after {results.get('warmup', 1)} warm-up calls, median), "
         f"float32; copy bandwidth {copy:.1f} GB/s (np.copyto, read + write)",
         f"machine: {machine['processor'] or machine['machine']}, {machine['usable_cpus']} "
         f"usable CPUs; numpy {versions['numpy']}, numba {versions['numba']} "
@@ -1589,6 +1658,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "'none' (default: all)")
     parser.add_argument("--repeats", type=int, metavar="N",
                         help="timed calls per measurement (overrides --quick/--full)")
+    parser.add_argument("--rounds", type=int, metavar="N",
+                        help="rounds the timed calls are split into, each visiting every "
+                             f"layout and peer (default {FULL_ROUNDS} with --full, else 1)")
     parser.add_argument("--batch", type=int, metavar="N",
                         help="override the batch size of every shape (default 8)")
     parser.add_argument("--scale", type=float, default=1.0, metavar="F",
@@ -1626,7 +1698,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             _require_matplotlib()
         results = run_bench(
             args.shapes, peers=args.peers, threads=args.threads, full=args.full,
-            repeats=args.repeats, batch=args.batch, scale=args.scale, seed=args.seed,
+            repeats=args.repeats, rounds=args.rounds, batch=args.batch, scale=args.scale,
+            seed=args.seed,
             progress=args.progress,
         )
     except (ValueError, ImportError) as exc:

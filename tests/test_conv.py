@@ -362,14 +362,34 @@ def test_depthwise_channels_last_nan_stays_local(rng):
     assert_matches_reference(got[finite], want[finite], scale=36.0)
 
 
+def check_depthwise_channels_first(rng, c_in, multiplier, spatial, size, nan_column,
+                                   kernel=None, **kw):
+    """A float32 channels_first depthwise layer whose input holds one NaN, against the
+    reference: NaNs in the same places, the other values within tolerance. ``kernel``,
+    when given, is the CPU kernel the call must be routed to."""
+    from groupconv._spec import conv_spec
+    from groupconv.cpu.direct import direct_arguments
+
+    x = make_input(rng, 2, c_in, spatial, "channels_first", np.float32)
+    x[1, 0, spatial[0] // 2, nan_column] = np.nan
+    w = rng.standard_normal((c_in * multiplier, 1, size, size)).astype(np.float32)
+    b = rng.standard_normal(c_in * multiplier).astype(np.float32)
+    kw = dict(groups=c_in, **kw)
+    if kernel is not None:
+        assert direct_arguments(conv_spec(x, w, b, **kw))[0] is kernel
+    got = groupconv.conv(x, w, b, **kw)
+    want = reference.conv(x, w, b, **kw)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = ~np.isnan(want)
+    assert_matches_reference(got[finite], want[finite], scale=size * size * 4.0)
+
+
 # Depthwise 3x3 channels_first at stride 2 (float32) reads its stride-2
 # columns as the even and odd lanes of vector pairs (cpu/depthwise_cf.py):
 # widths around a vector's 16 outputs, multipliers, every padding rule, a
 # plane smaller than a vector, and a NaN that stays where it belongs.
 def test_depthwise_3x3_stride2_channels_first(rng):
-    from groupconv._spec import conv_spec
     from groupconv.cpu import depthwise_cf
-    from groupconv.cpu.direct import direct_arguments
 
     for c_in, multiplier, spatial, padding in [
         (3, 1, (11, 13), 1),
@@ -379,18 +399,9 @@ def test_depthwise_3x3_stride2_channels_first(rng):
         (2, 1, (9, 64), "same"),
         (1, 3, (5, 65), "valid"),
     ]:
-        x = make_input(rng, 2, c_in, spatial, "channels_first", np.float32)
-        x[1, 0, spatial[0] // 2, 1] = np.nan
-        w = rng.standard_normal((c_in * multiplier, 1, 3, 3)).astype(np.float32)
-        b = rng.standard_normal(c_in * multiplier).astype(np.float32)
-        kw = dict(groups=c_in, stride=2, padding=padding)
-        kernel = direct_arguments(conv_spec(x, w, b, **kw))[0]
-        assert kernel is depthwise_cf.depthwise_3x3_s2_channels_first
-        got = groupconv.conv(x, w, b, **kw)
-        want = reference.conv(x, w, b, **kw)
-        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
-        finite = ~np.isnan(want)
-        assert_matches_reference(got[finite], want[finite], scale=9 * 4.0)
+        check_depthwise_channels_first(rng, c_in, multiplier, spatial, 3, 1,
+                                       depthwise_cf.depthwise_3x3_s2_channels_first,
+                                       stride=2, padding=padding)
 
 
 # Depthwise 3x3 and 7x7 channels_first (float32, stride 1, dilation 1 along H) run in
@@ -400,9 +411,7 @@ def test_depthwise_3x3_stride2_channels_first(rng):
 # padding, and a NaN that stays put.
 @pytest.mark.parametrize("size", [3, 7])
 def test_depthwise_row_blocks_channels_first(rng, size):
-    from groupconv._spec import conv_spec
     from groupconv.cpu import depthwise_cf
-    from groupconv.cpu.direct import direct_arguments
 
     for c_in, multiplier, spatial, dilation, padding in [
         (3, 1, (13, 17), 1, size // 2),
@@ -413,18 +422,9 @@ def test_depthwise_row_blocks_channels_first(rng, size):
         # Padded rows of exactly one vector (the literal pitch of narrow planes).
         (1, 2, (6, 17 - size), 1, size // 2),
     ]:
-        x = make_input(rng, 2, c_in, spatial, "channels_first", np.float32)
-        x[1, 0, spatial[0] // 2, 1] = np.nan
-        w = rng.standard_normal((c_in * multiplier, 1, size, size)).astype(np.float32)
-        b = rng.standard_normal(c_in * multiplier).astype(np.float32)
-        kw = dict(groups=c_in, dilation=dilation, padding=padding)
-        kernel = direct_arguments(conv_spec(x, w, b, **kw))[0]
-        assert kernel is depthwise_cf.depthwise_rows_channels_first
-        got = groupconv.conv(x, w, b, **kw)
-        want = reference.conv(x, w, b, **kw)
-        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
-        finite = ~np.isnan(want)
-        assert_matches_reference(got[finite], want[finite], scale=size * size * 4.0)
+        check_depthwise_channels_first(rng, c_in, multiplier, spatial, size, 1,
+                                       depthwise_cf.depthwise_rows_channels_first,
+                                       dilation=dilation, padding=padding)
 
 
 # Depthwise channels_first at unit stride copies each plane into a zero-padded
@@ -443,16 +443,8 @@ def test_depthwise_channels_first_flat(rng, size):
         (2, 1, (size + 3, size + 1), 1, "valid"),
         (1, 2, (6, 5), 1, [(size + 1, 0), (0, size + 2)]),
     ]:
-        x = make_input(rng, 2, c_in, spatial, "channels_first", np.float32)
-        x[1, 0, spatial[0] // 2, 0] = np.nan
-        w = rng.standard_normal((c_in * multiplier, 1, size, size)).astype(np.float32)
-        b = rng.standard_normal(c_in * multiplier).astype(np.float32)
-        kw = dict(groups=c_in, dilation=dilation, padding=padding)
-        got = groupconv.conv(x, w, b, **kw)
-        want = reference.conv(x, w, b, **kw)
-        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
-        finite = ~np.isnan(want)
-        assert_matches_reference(got[finite], want[finite], scale=size * size * 4.0)
+        check_depthwise_channels_first(rng, c_in, multiplier, spatial, size, 0,
+                                       dilation=dilation, padding=padding)
 
 
 # Outputs of STREAM_BYTES or more, 64-byte aligned, are written past the

@@ -188,3 +188,25 @@ def test_depthwise_window_kernel_is_only_for_unit_steps_along_w(rng):
                       padding=3) is not grouped_cl.depthwise_window_channels_last
     assert kernel_for(x, w[..., :3, :3], groups=8,
                       padding=1) is not grouped_cl.depthwise_window_channels_last
+
+
+# The depthwise 7x7 kernel walks each chunk of 32 channels in strips of
+# STRIP_BLOCKS blocks of DEPTHWISE_PIXELS pixels, every output row of a strip
+# in turn: widths of one block, of a last strip with fewer blocks and an
+# overlapping last block, and of several strips; a partial last chunk of
+# channels (40 = 32 + 8); heights whose row tiles end inside an image.
+@pytest.mark.parametrize("width", [
+    grouped_cl.DEPTHWISE_PIXELS,
+    grouped_cl.STRIP_BLOCKS * grouped_cl.DEPTHWISE_PIXELS + 5,
+    3 * grouped_cl.STRIP_BLOCKS * grouped_cl.DEPTHWISE_PIXELS,
+])
+def test_depthwise_window_strips(rng, width):
+    channels = 40
+    x = random_array(rng, (2, 17, width, channels), np.float32)
+    w = random_array(rng, (channels, 1, 7, 7), np.float32)
+    b = random_array(rng, channels, np.float32)
+    kw = dict(groups=channels, padding=3)
+    assert kernel_for(x, w, **kw) is grouped_cl.depthwise_window_channels_last
+    got = groupconv.conv(x, w, b, layout="channels_last", **kw)
+    want = reference.conv(x, w, b, layout="channels_last", **kw)
+    assert_matches_reference(got, want, scale=49 * 4.0)

@@ -194,7 +194,7 @@ def test_depthwise_window_kernel_is_only_for_unit_steps_along_w(rng):
 # STRIP_BLOCKS blocks of DEPTHWISE_PIXELS pixels, every output row of a strip
 # in turn: widths of one block, of a last strip with fewer blocks and an
 # overlapping last block, and of several strips; a partial last chunk of
-# channels (40 = 32 + 8); heights whose row tiles end inside an image.
+# channels (40 = 32 + 8); 17 rows in tasks of 9, the last task shorter.
 @pytest.mark.parametrize("width", [
     grouped_cl.DEPTHWISE_PIXELS,
     grouped_cl.STRIP_BLOCKS * grouped_cl.DEPTHWISE_PIXELS + 5,

@@ -11,7 +11,8 @@ from groupconv import reference
 from groupconv._spec import ALGORITHMS
 
 LAYOUTS = ["channels_first", "channels_last"]
-ALGORITHMS = [a for a in ALGORITHMS if a != "auto"]
+# Winograd takes 2-D 3x3 layers at stride 1 only: tests/test_winograd.py.
+ALGORITHMS = [a for a in ALGORITHMS if a not in ("auto", "winograd")]
 MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
 
 
@@ -307,11 +308,12 @@ def test_unrolled_kernel_sizes(rng, layout, size, dtype):
                                  scale=(c_in // groups) * size * size * 4.0)
 
 
-def test_auto_picks_gemm_for_dense_and_direct_for_depthwise():
+def test_auto_picks_winograd_or_gemm_for_dense_and_direct_for_depthwise():
     from groupconv._dispatch import choose_algorithm
     from groupconv._shapes import spec_from_shapes
 
-    assert choose_algorithm(spec_from_shapes((1, 64, 8, 8), (64, 64, 3, 3))) == "gemm"
+    assert choose_algorithm(spec_from_shapes((1, 64, 8, 8), (64, 64, 3, 3))) == "winograd"
+    assert choose_algorithm(spec_from_shapes((1, 64, 8, 8), (64, 64, 5, 5))) == "gemm"
     assert choose_algorithm(spec_from_shapes((1, 144, 8, 8), (24, 144, 1, 1))) == "gemm"
     assert choose_algorithm(spec_from_shapes((1, 64, 8, 8), (64, 1, 3, 3), groups=64)) == "direct"
     assert choose_algorithm(spec_from_shapes((1, 128, 8, 8), (128, 4, 3, 3), groups=32)) == "direct"

@@ -22,9 +22,10 @@ from ._validate import (
     resolve_padding,
 )
 
-__all__ = ["ConvSpec", "SeparableSpec", "conv_spec", "separable_spec", "output_spatial"]
+__all__ = ["ConvSpec", "SeparableSpec", "conv_spec", "separable_spec", "output_spatial",
+           "winograd_misfit"]
 
-ALGORITHMS = ("auto", "direct", "gemm")
+ALGORITHMS = ("auto", "direct", "gemm", "winograd")
 
 #: ``groups=DEPTHWISE`` is how the depthwise helpers ask for ``groups = C_in``.
 DEPTHWISE = type("Depthwise", (), {"__repr__": lambda self: "DEPTHWISE"})()
@@ -433,6 +434,35 @@ def _derive_geometry(x_shape, x_dtype, weight_shape, weight_dtype, bias_spec, st
 _cached_geometry = functools.lru_cache(maxsize=GEOMETRY_CACHE_SIZE)(_derive_geometry)
 
 
+def winograd_misfit(rank, kernel_size, stride, dilation, dtype) -> str | None:
+    """None if a call can run on the Winograd F(2x2, 3x3) kernel, else what it lacks.
+
+    The kernel (:mod:`.cpu.winograd`) computes 2-D convolutions with a 3x3
+    kernel, stride 1 and dilation 1, in float32 (float16 data included).
+    """
+    if rank != 2:
+        return f"2-D data, got {rank}-D"
+    if tuple(kernel_size) != (3, 3):
+        return f"a 3x3 kernel, got {'x'.join(map(str, kernel_size))}"
+    if tuple(stride) != (1, 1):
+        return f"stride 1, got stride={tuple(stride)}"
+    if tuple(dilation) != (1, 1):
+        return f"dilation 1, got dilation={tuple(dilation)}"
+    if np.dtype(dtype) != np.float32:
+        return f"float32 or float16 data, got data computed in {np.dtype(dtype)}"
+    return None
+
+
+def _check_winograd(geometry, weight_shape, weight_name):
+    misfit = winograd_misfit(geometry.rank, weight_shape[2:], geometry.stride,
+                             geometry.dilation, geometry.dtype)
+    if misfit is not None:
+        raise ValueError(
+            f"algorithm='winograd' needs {misfit} (from {weight_name} of shape "
+            f"{tuple(weight_shape)}); use algorithm='auto', 'direct' or 'gemm' for this call"
+        )
+
+
 def conv_spec(
     x,
     weight,
@@ -466,6 +496,8 @@ def conv_spec(
         None if bias is None else (tuple(bias.shape), bias.dtype),
         stride, padding, dilation, groups, padding_mode, layout, weight_name,
     )
+    if algorithm == "winograd" and device == "cpu":
+        _check_winograd(geometry, tuple(weight.shape), weight_name)
     if not geometry.batched:
         x = _add_batch_dim(x)
     dtype = geometry.dtype
@@ -519,6 +551,12 @@ def separable_spec(
 ) -> SeparableSpec:
     """Check and normalise the arguments of :func:`groupconv.separable_conv`."""
     device, kind = _check_algorithm_device(algorithm, device, x, stream)
+    if algorithm == "winograd" and device == "cpu":
+        raise ValueError(
+            "algorithm='winograd' cannot run separable_conv: its pointwise step is a 1x1 "
+            "convolution and Winograd's transform is for 3x3 kernels; use algorithm='auto' "
+            "(fused), 'direct' or 'gemm'"
+        )
     caller = _caller(device, kind, x, out)
     x = _as_array(x, "x", device)
     depthwise_weight = _as_array(depthwise_weight, "depthwise_weight", device)

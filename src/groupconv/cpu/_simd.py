@@ -26,10 +26,10 @@ from numba.extending import intrinsic, models, overload, register_model
 from ._common import U
 from ._jit import inlined
 
-__all__ = ["LANES", "STREAM_BYTES", "copy_run", "even16", "fma8", "fma16", "load4", "load8",
-           "load16", "load16_first", "odd16", "put16", "splat8", "splat16", "store4",
+__all__ = ["LANES", "STREAM_BYTES", "add16", "copy_run", "even16", "fma8", "fma16", "load4",
+           "load8", "load16", "load16_first", "odd16", "put16", "splat8", "splat16", "store4",
            "store8_first", "store16", "store16_first", "store16_stream", "stream_fence",
-           "streams", "vector8", "vector16", "vfma", "vload", "vsplat", "vstore_first"]
+           "streams", "sub16", "vector8", "vector16", "vfma", "vload", "vsplat", "vstore_first"]
 
 #: Lanes of one vector.
 LANES = 16
@@ -345,6 +345,28 @@ def _fma(vector):
 fma16 = _fma(vector16)
 #: ``fma8(a, b, c)``: ``a * b + c`` on half vectors.
 fma8 = _fma(vector8)
+
+
+def _arithmetic(name):
+    """The intrinsic ``name(a, b)`` (``"fadd"`` or ``"fsub"``): ``a + b`` or ``a - b`` lane
+    by lane, on 16-lane vectors."""
+
+    def arithmetic(typingctx, a, b):
+        if not (a == b == vector16):
+            return None
+
+        def codegen(context, builder, signature, args):
+            return getattr(builder, name)(*args)
+
+        return vector16(a, b), codegen
+
+    return intrinsic(arithmetic)
+
+
+#: ``add16(a, b)``: ``a + b`` on vectors.
+add16 = _arithmetic("fadd")
+#: ``sub16(a, b)``: ``a - b`` on vectors.
+sub16 = _arithmetic("fsub")
 
 
 def vload(like, array, offset):

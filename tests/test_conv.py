@@ -410,7 +410,9 @@ def test_depthwise_3x3_stride2_channels_first(rng):
 # register blocks of 4 output rows x 16 flat outputs (cpu/depthwise_cf.py):
 # heights around and under a block, widths around and under a vector (and
 # padded rows of one vector), a multiplier, dilation along W, lopsided
-# padding, and a NaN that stays put.
+# padding, and a NaN that stays put. Outputs at least 4 x 16 are stored in
+# place, with a last block and last vectors that overlap their neighbours
+# (13 x 17, 11 x 33, exactly 4 x 16); the others through the flat buffer.
 @pytest.mark.parametrize("size", [3, 7])
 def test_depthwise_row_blocks_channels_first(rng, size):
     from groupconv.cpu import depthwise_cf
@@ -421,6 +423,7 @@ def test_depthwise_row_blocks_channels_first(rng, size):
         (1, 1, (8, 9), (1, 2), "same"),
         (2, 1, (11, 33), 1, [(size - 1, 0), (0, size - 2)]),
         (1, 1, (size, size), 1, "valid"),
+        (2, 1, (4, 16), 1, size // 2),
         # Padded rows of exactly one vector (the literal pitch of narrow planes).
         (1, 2, (6, 17 - size), 1, size // 2),
     ]:

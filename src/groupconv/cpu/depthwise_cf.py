@@ -265,8 +265,9 @@ def _tap_row(kh, sums, padded, i, pitch, dw, w_flat, w0, cols):
 
 
 @inlined
-def _row_block(padded, i, pitch, dw, w_flat, w0, flat, bias, rows, cols):
-    """Flat outputs ``i + r*pitch .. + 15`` for ``r < 4``: bias, then every tap in (kh, kw) order.
+def _row_block(padded, i, pitch, dw, w_flat, w0, dst, bias, rows, cols):
+    """Flat outputs ``i + r*pitch .. + 15`` for ``r < 4``: bias, then every tap in (kh, kw) order,
+    stored at ``out[at + r*step ...]`` for ``dst = (out, at, step)``.
 
     Output ``i + r*pitch`` reads ``padded[i + (kh + r)*pitch + kw*dw]``. The
     ``len(rows) <= 7`` kernel rows are written out one call each (a loop
@@ -290,10 +291,11 @@ def _row_block(padded, i, pitch, dw, w_flat, w0, flat, bias, rows, cols):
     if len(rows) > 6:
         sums = _tap_row(6, sums, padded, i, pitch, dw, w_flat, w0, cols)
     a0, a1, a2, a3 = sums
-    store16(flat, i, a0)
-    store16(flat, i + pitch, a1)
-    store16(flat, i + U(2) * pitch, a2)
-    store16(flat, i + U(3) * pitch, a3)
+    out, at, step = dst
+    store16(out, at, a0)
+    store16(out, at + step, a1)
+    store16(out, at + U(2) * step, a2)
+    store16(out, at + U(3) * step, a3)
 
 
 @jit(parallel=True)
@@ -305,10 +307,16 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
     output with the padded pitch), but 16 flat outputs of 4 consecutive rows
     at a time keep their sums in registers over every tap (``len(rows) x
     len(cols)`` = ``kh x kw``, unrolled), so each input vector loaded feeds
-    up to 4 rows' multiply-adds and the output is written once. A row's
+    up to 4 rows' multiply-adds. An output at least 4 rows tall and 16
+    wide is stored in place: each row's last vector ends at ``W_out`` and
+    the last block at ``H_out``, overlapping their neighbours (the same
+    values, stored twice), with no flat buffer and no copy out (measured,
+    dw3x3_mbv2_56 channels_first, 2 threads, Intel Xeon: 0.67 against 0.94
+    ms; with the data in L2, 0.086 against 0.111 ms, of which the copy out
+    was 0.035). A smaller output goes through the flat buffer, whose rows'
     vectors may run past ``W_out`` into the next flat row (the same values,
-    computed by the same expression); rows past ``H_out`` (the last block's)
-    read zeros and are dropped. A padded row that fits one vector
+    computed by the same expression), and whose rows past ``H_out`` (the
+    last block's) read zeros and are dropped. A padded row that fits one vector
     (``dw3x3_14``) is given a pitch of exactly 16, a literal: with a run-time
     pitch LLVM keeps each of the block's 22 addresses in its own register,
     spilled to the stack (measured, dw3x3_14 kernel alone, same buffers:
@@ -327,6 +335,9 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
     pitch = LANES if narrow else w_out + (kw_size - 1) * dilation[2]
     blocks = (h_out + ROW_BLOCK - 1) // ROW_BLOCK
     vectors = (w_out + LANES - 1) // LANES
+    # Outputs at least a block tall and a vector wide are stored in place;
+    # the others go through the flat buffer and are copied out.
+    in_place = not narrow and h_out >= ROW_BLOCK and w_out >= LANES
     # Rows read: every block's, one more for the last vectors' overrun, and a
     # vector's worth of slack.
     h_pad = blocks * ROW_BLOCK + kh_size - 1 + 1
@@ -342,14 +353,27 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
                         o // multiplier)
             w0 = U(o * kh_size * kw_size)
             b = splat16(bias[o])
+            plane_out = U(plane * h_out * w_out)
             for block in range(blocks):
                 if narrow:
-                    _row_block(padded, U(block * ROW_BLOCK * LANES), U(LANES), dw, w_flat, w0,
-                               flat, b, rows, cols)
+                    i = U(block * ROW_BLOCK * LANES)
+                    _row_block(padded, i, U(LANES), dw, w_flat, w0, (flat, i, U(LANES)), b,
+                               rows, cols)
+                elif in_place:
+                    # The last block and each row's last vector end at the output's
+                    # edge, overlapping their neighbours (same values, stored twice).
+                    oh = min(block * ROW_BLOCK, h_out - ROW_BLOCK)
+                    for v in range(vectors):
+                        ow = min(v * LANES, w_out - LANES)
+                        _row_block(padded, U(oh * pitch + ow), U(pitch), dw, w_flat, w0,
+                                   (out_flat, plane_out + U(oh * w_out + ow), U(w_out)), b,
+                                   rows, cols)
                 else:
                     for v in range(vectors):
-                        _row_block(padded, U(block * ROW_BLOCK * pitch + v * LANES), U(pitch),
-                                   dw, w_flat, w0, flat, b, rows, cols)
-            plane_out = U(plane * h_out * w_out)
-            for oh in range(h_out):
-                copy_run(out_flat, plane_out + U(oh * w_out), flat, U(oh * pitch), U(w_out))
+                        i = U(block * ROW_BLOCK * pitch + v * LANES)
+                        _row_block(padded, i, U(pitch), dw, w_flat, w0, (flat, i, U(pitch)), b,
+                                   rows, cols)
+            if not in_place:
+                for oh in range(h_out):
+                    copy_run(out_flat, plane_out + U(oh * w_out), flat, U(oh * pitch),
+                             U(w_out))

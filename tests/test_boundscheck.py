@@ -21,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SUBSET = ["tests/test_conv.py", "tests/test_gemm.py", "tests/test_grouped_cl.py",
           "tests/test_dense_cl.py", "tests/test_depthwise3x3_cl.py",
           "tests/test_pointwise_cl.py", "tests/test_simd.py",
-          "tests/test_fuzz.py", "tests/test_boundscheck.py"]
+          "tests/test_winograd.py", "tests/test_fuzz.py", "tests/test_boundscheck.py"]
 
 
 @pytest.mark.skipif(numba.config.BOUNDSCHECK, reason="this is the outer, unchecked run")

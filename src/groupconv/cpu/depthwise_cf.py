@@ -20,7 +20,9 @@ loaded feeds up to 4 rows and a 7x7 kernel no longer makes a pass over the
 flat output per kernel row (measured on 2 threads, Zen 4, the kernel alone
 in one process with the flat passes: dw7x7_convnext_56 2.55 ms against
 3.59 ms, dw3x3_mult2_28 0.33 against 0.38 ms, dw3x3_14 0.177 against 0.189
-ms, dw3x3_mbv2_56 2.07-2.60 against 2.09-2.79 ms).
+ms, dw3x3_mbv2_56 2.07-2.60 against 2.09-2.79 ms). It and the stride-2
+kernel copy their padded input rows in as they go, prefetch the rows after,
+and store in place (see each kernel's notes for the measurements).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from numba import prange
 
 from ._common import U, aligned_buffer
 from ._jit import inlined, jit
+from ._prefetch import LINE, prefetch
 from ._simd import (
     LANES,
     copy_run,
@@ -43,10 +46,9 @@ from ._simd import (
 )
 from ._vector_width import wide_vectors
 
-__all__ = ["MAX_ROWS", "PLANES_PER_TASK", "RING_ROWS", "ROW_BLOCK",
-           "depthwise_3x3_s2_channels_first",
-           "depthwise_channels_first", "depthwise_rows_channels_first", "rows_apply",
-           "s2_applies"]
+__all__ = ["MAX_ROWS", "PLANES_PER_TASK", "RING_ROWS", "ROWS_AHEAD", "ROW_BLOCK",
+           "S2_AHEAD_ROWS", "depthwise_3x3_s2_channels_first", "depthwise_channels_first",
+           "depthwise_rows_channels_first", "rows_apply", "s2_applies"]
 
 #: Planes one parallel task computes (its two plane buffers are allocated once).
 PLANES_PER_TASK = 8
@@ -83,18 +85,12 @@ def _flat_pass(x_flat, x0, row_step, tap_step, w_flat, w0, kw_size, out_flat, co
 
 
 @inlined
-def _fill_plane(padded, h_pad, pitch, pad, x_flat, x_shape, n, c):
-    """Input plane ``(n, c)`` into the zero-padded ``(h_pad, pitch)`` plane buffer at ``pad``.
-
-    Only the input pixels that fit are copied (the outputs may not read the
-    last rows or columns); the rest of the buffer keeps its zeros.
-    """
-    h_in, w_in = x_shape[3], x_shape[4]
-    rows = max(min(h_in, h_pad - pad[0]), 0)
+def _fill_rows(padded, pitch, pad, x_flat, plane_in, h_in, w_in, lo, hi):
+    """Padded rows ``lo ... hi - 1`` of a plane (input rows ``r - pad[0]``) into the plane
+    buffer at column ``pad[1]``; padding rows and columns keep their zeros."""
     cols = U(max(min(w_in, pitch - pad[1]), 0))
-    plane_in = U((n * x_shape[1] + c) * h_in * w_in)
-    for r in range(rows):
-        copy_run(padded, U((pad[0] + r) * pitch + pad[1]), x_flat, plane_in + U(r * w_in), cols)
+    for r in range(max(lo, pad[0]), min(hi, pad[0] + h_in)):
+        copy_run(padded, U(r * pitch + pad[1]), x_flat, plane_in + U((r - pad[0]) * w_in), cols)
 
 
 @jit(parallel=True)
@@ -120,6 +116,7 @@ def depthwise_channels_first(x, w, bias, out, stride, dilation, pad, unroll_h, u
     dh, dw = dilation[1], dilation[2]
     ph, pw = pad[1], pad[2]
     x_flat, w_flat, out_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
+    h_in, w_in = x.shape[3], x.shape[4]
     # The padded plane: the rows and columns the outputs read, no more.
     h_pad = h_out + (kh_size - 1) * dh
     pitch = w_out + (kw_size - 1) * dw
@@ -136,8 +133,8 @@ def depthwise_channels_first(x, w, bias, out, stride, dilation, pad, unroll_h, u
         flat = aligned_buffer(h_out * pitch, out_flat)
         for plane in range(task * PLANES_PER_TASK, min((task + 1) * PLANES_PER_TASK, planes)):
             o = plane % c_out
-            _fill_plane(padded, h_pad, pitch, (ph, pw), x_flat, x.shape, plane // c_out,
-                        o // multiplier)
+            plane_in = U(((plane // c_out) * c_in + o // multiplier) * h_in * w_in)
+            _fill_rows(padded, pitch, (ph, pw), x_flat, plane_in, h_in, w_in, 0, h_pad)
             w0 = U(o * kh_size * kw_size)
             # The first tile starts from the bias, the rest add to the output.
             for tile in range(n_tiles):
@@ -176,6 +173,9 @@ def _s2_tap_row(padded, at, w0, w1, w2, acc):
 #: Padded input rows :func:`depthwise_3x3_s2_channels_first` keeps per plane: the 3 an
 #: output row reads, and the next.
 RING_ROWS = 4
+#: Output rows ahead of itself whose input rows :func:`depthwise_3x3_s2_channels_first`
+#: prefetches.
+S2_AHEAD_ROWS = 3
 
 
 @inlined
@@ -200,8 +200,12 @@ def depthwise_3x3_s2_channels_first(x, w, bias, out, pad):
     of the padding before each axis). An output row reads 3 zero-padded
     input rows from a ring of :data:`RING_ROWS` row buffers, each row copied
     in just before the first output row that reads it (so the input streams
-    in between the arithmetic; measured, dw3x3_s2_112 channels_first on 2
-    threads, Intel Xeon: 1.55 ms with a whole padded plane copied first).
+    in between the arithmetic), and each output row's vector steps prefetch
+    the 2 input rows :data:`S2_AHEAD_ROWS` output rows on, into the next
+    plane at the end of one (measured, dw3x3_s2_112 channels_first on 2
+    threads, Intel Xeon: 1.55 ms with a whole padded plane copied first,
+    1.10 with the ring, 0.89 with the prefetch; 1, 3 and 4 rows ahead
+    0.98, 0.89 and 0.90 ms).
     16 outputs of a row at a time read their stride-2 columns as the even
     and odd lanes of pairs of vectors (:func:`._simd.even16`), 9 FMAs per 16
     outputs summed in the reference's order (bias, then the taps in (kh, kw)
@@ -218,6 +222,9 @@ def depthwise_3x3_s2_channels_first(x, w, bias, out, pad):
     # Room for the last vector's loads 2 columns on (columns past the outputs' own are zero).
     pitch = 2 * LANES * vectors + LANES + 2
     planes = n_batch * c_out
+    last = U(x_flat.size - 1)
+    # The 2 input rows one output row adds, spread over its vector steps.
+    lines_per_step = (-(-2 * w_in // LINE) + vectors - 1) // vectors
     for task in prange((planes + PLANES_PER_TASK - 1) // PLANES_PER_TASK):
         wide_vectors()
         ring = aligned_buffer(RING_ROWS * pitch, x_flat)
@@ -239,6 +246,9 @@ def depthwise_3x3_s2_channels_first(x, w, bias, out, pad):
                 for p in range(2 * oh + 1, 2 * oh + 3):
                     _fill_ring_row(ring, p % RING_ROWS, pitch, p, (ph, pw), x_flat, plane_in,
                                    h_in, w_in)
+                # The rows D output rows on (past the plane: the next plane's, the
+                # same memory stream), a line per vector step.
+                ahead = plane_in + U(max(2 * (oh + S2_AHEAD_ROWS) + 1 - ph, 0) * w_in)
                 top = U((2 * oh) % RING_ROWS) * U(pitch)
                 middle = U((2 * oh + 1) % RING_ROWS) * U(pitch)
                 bottom = U((2 * oh + 2) % RING_ROWS) * U(pitch)
@@ -252,6 +262,8 @@ def depthwise_3x3_s2_channels_first(x, w, bias, out, pad):
                     acc = _s2_tap_row(ring, middle + col, w10, w11, w12, acc)
                     acc = _s2_tap_row(ring, bottom + col, w20, w21, w22, acc)
                     dst = plane_out + U(oh * w_out) + col // U(2)
+                    for k in range(lines_per_step):
+                        prefetch(x_flat, min(ahead + U((v * lines_per_step + k) * LINE), last))
                     if w_out >= LANES:
                         store16(out_flat, dst, acc)
                     else:
@@ -260,6 +272,9 @@ def depthwise_3x3_s2_channels_first(x, w, bias, out, pad):
 
 #: Output rows one register block of :func:`depthwise_rows_channels_first` computes.
 ROW_BLOCK = 4
+#: How many padded rows past the ones it copies in :func:`depthwise_rows_channels_first`
+#: prefetches.
+ROWS_AHEAD = 8
 #: The tallest kernel :func:`depthwise_rows_channels_first` unrolls.
 MAX_ROWS = 7
 
@@ -340,7 +355,13 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
     values, stored twice), with no flat buffer and no copy out (measured,
     dw3x3_mbv2_56 channels_first, 2 threads, Intel Xeon: 0.67 against 0.94
     ms; with the data in L2, 0.086 against 0.111 ms, of which the copy out
-    was 0.035). A smaller output goes through the flat buffer, whose rows'
+    was 0.035). The plane buffer is filled a block's rows at a time, just
+    before the block that first reads them, and each vector step prefetches
+    a share of the input rows :data:`ROWS_AHEAD` padded rows on (into the
+    next plane at the end of one): measured, mbv2 and dw7x7_convnext_56
+    channels_first, 0.60 and 1.15 ms against 0.66 and 1.22 with the whole
+    plane copied first (the fill alone, without the prefetch: 0.645 and
+    1.15; 4 to 16 rows ahead alike). A smaller output goes through the flat buffer, whose rows'
     vectors may run past ``W_out`` into the next flat row (the same values,
     computed by the same expression), and whose rows past ``H_out`` (the
     last block's) read zeros and are dropped. A padded row that fits one vector
@@ -369,6 +390,10 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
     # vector's worth of slack.
     h_pad = blocks * ROW_BLOCK + kh_size - 1 + 1
     planes = n_batch * c_out
+    h_in, w_in = x.shape[3], x.shape[4]
+    last = U(x_flat.size - 1)
+    # The input rows one block adds, spread over its vector steps.
+    lines_per_step = (-(-ROW_BLOCK * w_in // LINE) + vectors - 1) // vectors
     for task in prange((planes + PLANES_PER_TASK - 1) // PLANES_PER_TASK):
         wide_vectors()
         padded = aligned_buffer(h_pad * pitch + LANES, x_flat)
@@ -376,12 +401,20 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
         flat = aligned_buffer((blocks * ROW_BLOCK + 1) * pitch + LANES, out_flat)
         for plane in range(task * PLANES_PER_TASK, min((task + 1) * PLANES_PER_TASK, planes)):
             o = plane % c_out
-            _fill_plane(padded, h_pad, pitch, (ph, pw), x_flat, x.shape, plane // c_out,
-                        o // multiplier)
+            plane_in = U(((plane // c_out) * c_in + o // multiplier) * h_in * w_in)
             w0 = U(o * kh_size * kw_size)
             b = splat16(bias[o])
             plane_out = U(plane * h_out * w_out)
+            filled = 0
             for block in range(blocks):
+                # The padded rows this block reads, copied in just before it (the
+                # input streams in between the arithmetic), and a prefetch of the
+                # input rows a few blocks on (past the plane: the next plane's).
+                top = min(block * ROW_BLOCK, h_out - ROW_BLOCK) if in_place else block * ROW_BLOCK
+                reach = min(top + ROW_BLOCK + kh_size, h_pad)
+                _fill_rows(padded, pitch, (ph, pw), x_flat, plane_in, h_in, w_in, filled, reach)
+                filled = max(filled, reach)
+                ahead = plane_in + U(max(filled + ROWS_AHEAD - ph, 0) * w_in)
                 if narrow:
                     i = U(block * ROW_BLOCK * LANES)
                     _row_block(padded, i, U(LANES), dw, w_flat, w0, (flat, i, U(LANES)), b,
@@ -395,6 +428,9 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
                         _row_block(padded, U(oh * pitch + ow), U(pitch), dw, w_flat, w0,
                                    (out_flat, plane_out + U(oh * w_out + ow), U(w_out)), b,
                                    rows, cols)
+                        for k in range(lines_per_step):
+                            prefetch(x_flat, min(ahead + U((v * lines_per_step + k) * LINE),
+                                                 last))
                 else:
                     for v in range(vectors):
                         i = U(block * ROW_BLOCK * pitch + v * LANES)

@@ -32,7 +32,7 @@ from numba import prange
 
 from ._common import U, aligned_buffer
 from ._jit import inlined, jit
-from ._prefetch import LINE, prefetch
+from ._prefetch import LINE, prefetch, prefetch_part
 from ._simd import (
     LANES,
     copy_run,
@@ -246,9 +246,13 @@ def depthwise_3x3_s2_channels_first(x, w, bias, out, pad):
                 for p in range(2 * oh + 1, 2 * oh + 3):
                     _fill_ring_row(ring, p % RING_ROWS, pitch, p, (ph, pw), x_flat, plane_in,
                                    h_in, w_in)
-                # The rows D output rows on (past the plane: the next plane's, the
-                # same memory stream), a line per vector step.
-                ahead = plane_in + U(max(2 * (oh + S2_AHEAD_ROWS) + 1 - ph, 0) * w_in)
+                # The rows S2_AHEAD_ROWS output rows on (past the plane: the next
+                # plane's, the same memory stream, with multiplier 1), spread over
+                # the vector steps.
+                ahead_row = 2 * (oh + S2_AHEAD_ROWS) + 1 - ph
+                if multiplier > 1:
+                    ahead_row = min(ahead_row, h_in - 1)
+                ahead = plane_in + U(max(ahead_row, 0) * w_in)
                 top = U((2 * oh) % RING_ROWS) * U(pitch)
                 middle = U((2 * oh + 1) % RING_ROWS) * U(pitch)
                 bottom = U((2 * oh + 2) % RING_ROWS) * U(pitch)
@@ -386,14 +390,15 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
     # Outputs at least a block tall and a vector wide are stored in place;
     # the others go through the flat buffer and are copied out.
     in_place = not narrow and h_out >= ROW_BLOCK and w_out >= LANES
+    # In place with multiplier 1, the input is copied in and prefetched as the
+    # blocks go (with a multiplier, the next output plane reads the same input).
+    streaming = in_place and multiplier == 1
     # Rows read: every block's, one more for the last vectors' overrun, and a
     # vector's worth of slack.
     h_pad = blocks * ROW_BLOCK + kh_size - 1 + 1
     planes = n_batch * c_out
     h_in, w_in = x.shape[3], x.shape[4]
-    last = U(x_flat.size - 1)
-    # The input rows one block adds, spread over its vector steps.
-    lines_per_step = (-(-ROW_BLOCK * w_in // LINE) + vectors - 1) // vectors
+    size = U(x_flat.size)
     for task in prange((planes + PLANES_PER_TASK - 1) // PLANES_PER_TASK):
         wide_vectors()
         padded = aligned_buffer(h_pad * pitch + LANES, x_flat)
@@ -405,16 +410,10 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
             w0 = U(o * kh_size * kw_size)
             b = splat16(bias[o])
             plane_out = U(plane * h_out * w_out)
+            if not streaming:
+                _fill_rows(padded, pitch, (ph, pw), x_flat, plane_in, h_in, w_in, 0, h_pad)
             filled = 0
             for block in range(blocks):
-                # The padded rows this block reads, copied in just before it (the
-                # input streams in between the arithmetic), and a prefetch of the
-                # input rows a few blocks on (past the plane: the next plane's).
-                top = min(block * ROW_BLOCK, h_out - ROW_BLOCK) if in_place else block * ROW_BLOCK
-                reach = min(top + ROW_BLOCK + kh_size, h_pad)
-                _fill_rows(padded, pitch, (ph, pw), x_flat, plane_in, h_in, w_in, filled, reach)
-                filled = max(filled, reach)
-                ahead = plane_in + U(max(filled + ROWS_AHEAD - ph, 0) * w_in)
                 if narrow:
                     i = U(block * ROW_BLOCK * LANES)
                     _row_block(padded, i, U(LANES), dw, w_flat, w0, (flat, i, U(LANES)), b,
@@ -423,14 +422,23 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
                     # The last block and each row's last vector end at the output's
                     # edge, overlapping their neighbours (same values, stored twice).
                     oh = min(block * ROW_BLOCK, h_out - ROW_BLOCK)
+                    ahead, run = size, U(0)
+                    if streaming:
+                        # The padded rows the block reads, copied in just before it
+                        # (the input streams in between the arithmetic), and the input
+                        # rows a few blocks on (past the plane: the next plane's).
+                        reach = min(oh + ROW_BLOCK + kh_size, h_pad)
+                        _fill_rows(padded, pitch, (ph, pw), x_flat, plane_in, h_in, w_in,
+                                   filled, reach)
+                        filled = max(filled, reach)
+                        ahead = min(plane_in + U(max(filled + ROWS_AHEAD - ph, 0) * w_in), size)
+                        run = min(U(ROW_BLOCK * w_in), size - ahead)
                     for v in range(vectors):
                         ow = min(v * LANES, w_out - LANES)
                         _row_block(padded, U(oh * pitch + ow), U(pitch), dw, w_flat, w0,
                                    (out_flat, plane_out + U(oh * w_out + ow), U(w_out)), b,
                                    rows, cols)
-                        for k in range(lines_per_step):
-                            prefetch(x_flat, min(ahead + U((v * lines_per_step + k) * LINE),
-                                                 last))
+                        prefetch_part(x_flat, ahead, run, v, vectors)
                 else:
                     for v in range(vectors):
                         i = U(block * ROW_BLOCK * pitch + v * LANES)

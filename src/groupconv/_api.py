@@ -69,7 +69,10 @@ def conv(
         Where to write the result: exact shape and dtype, not overlapping
         any input; a CUDA array when ``x`` is one, a NumPy array otherwise.
     algorithm : str, optional
-        ``"auto"`` (choose from the shape) or ``"direct"``.
+        ``"auto"`` (choose from the shape), ``"direct"``, ``"gemm"`` or
+        ``"winograd"`` (CPU only: Winograd F(2x2, 3x3), for 2-D 3x3 layers at
+        stride 1 and dilation 1 in float32 or float16; other calls raise
+        ``ValueError``). See the design notes for what ``"auto"`` picks.
     device : {None, "cpu", "cuda"}, optional
         ``None`` runs where ``x`` lives: on the GPU for any object with
         ``__cuda_array_interface__`` (Numba device arrays, CuPy arrays,

@@ -76,8 +76,10 @@ def test_device_resolution_errors(data):
     with pytest.raises(TypeError, match="out must be a numpy.ndarray"):
         groupconv.conv(x, w, groups=2, device="cuda",
                        out=cuda.device_array((2, 4, 3, 4), np.float32))
-    with pytest.raises(NotImplementedError, match="algorithm='gemm' has no GPU kernel"):
-        groupconv.conv(to_device(x), w, groups=2, algorithm="gemm")
+    for algorithm in ("gemm", "winograd"):
+        with pytest.raises(NotImplementedError,
+                           match=f"algorithm='{algorithm}' has no GPU kernel"):
+            groupconv.conv(to_device(x), w, groups=2, algorithm=algorithm)
 
 
 @pytest.mark.parametrize(

@@ -359,8 +359,11 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
     values, stored twice), with no flat buffer and no copy out (measured,
     dw3x3_mbv2_56 channels_first, 2 threads, Intel Xeon: 0.67 against 0.94
     ms; with the data in L2, 0.086 against 0.111 ms, of which the copy out
-    was 0.035). The plane buffer is filled a block's rows at a time, just
-    before the block that first reads them, and each vector step prefetches
+    was 0.035). In place with multiplier 1, the plane buffer is filled a
+    block's rows at a time, just before the block that first reads them
+    (otherwise whole, first: with a multiplier the next output plane reads
+    the same input, and small planes measured slower with the per-block
+    bookkeeping, dw3x3_14 0.20 against 0.16 ms), and each vector step prefetches
     a share of the input rows :data:`ROWS_AHEAD` padded rows on (into the
     next plane at the end of one): measured, mbv2 and dw7x7_convnext_56
     channels_first, 0.60 and 1.15 ms against 0.66 and 1.22 with the whole

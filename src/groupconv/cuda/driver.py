@@ -53,7 +53,7 @@ def specialisations():
         yield from module.specialisations()
 
 
-#: The algorithms with GPU kernels; the CPU's "gemm" has none (yet).
+#: The algorithms with GPU kernels; the CPU's "gemm" and "winograd" have none (yet).
 ALGORITHMS = ("auto", "direct")
 
 

@@ -170,6 +170,7 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
         n = task // pairs
         p = task % pairs
         mid = aligned_buffer(2 * w_out * channels, out)
+        pixel_pairs = aligned_buffer(POINTWISE_PIXELS * channels, out)
         for unit in range(task_units(p, pairs, odd, oh_lo, oh_hi, h_out)):
             oh, pair = task_unit(p, unit, pairs, odd, oh_lo, oh_hi)
             # The tile is read right back: no streaming stores.
@@ -188,7 +189,7 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
                 first = block * POINTWISE_PIXELS
                 pixels_through_passes(mid, U(first) * c, c, min(POINTWISE_PIXELS, pixels - first),
                                       channels, pw_flat, b_packed, passes, out_flat,
-                                      o_row + U(first * c_out), c_out)
+                                      o_row + U(first * c_out), c_out, pixel_pairs)
                 prefetch_part(x_flat, U((n * h_in + r_lo) * w_in) * c,
                               U((r_hi - r_lo) * w_in) * c, block, blocks)
 

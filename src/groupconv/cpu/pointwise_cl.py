@@ -58,6 +58,9 @@ OUTPUT_PASS = (2 if _WIDE else 1) * LANES
 PIXEL_BLOCK = 12 if _WIDE else 6
 #: Outputs :func:`pair_block` computes: 3 vectors of 8 outputs x 2 pixels.
 PAIR_OUTPUTS = 3 * LANES // 2
+#: Pixels of one :func:`pair_block`: 8 pairs (8 x 3 sums + 3 weights + 1 broadcast: 28
+#: of 32 registers).
+PAIR_PIXELS = 16
 #: Largest weight (C_in x C_out values) taken; larger products go to BLAS,
 #: which tiles them for the caches.
 MAX_WEIGHT_VALUES = 2**17
@@ -98,6 +101,12 @@ def pairs_apply(c_out):
     AVX-512): the outputs of 2 pixels fill whole vectors, where :func:`block` would leave
     a half vector (or 8 lanes of a whole one) per pixel."""
     return _WIDE and LANES < c_out <= PAIR_OUTPUTS
+
+
+@inlined
+def block_pixels(c_out):
+    """Pixels per call of :func:`pixels_through_passes` for ``c_out`` outputs."""
+    return PAIR_PIXELS if pairs_apply(c_out) else PIXEL_BLOCK
 
 
 @inlined
@@ -151,7 +160,7 @@ def interleave_pixels(src, s0, pixel_step, pixels, channels, pairs):
     side by side (pixels past ``pixels`` repeat the last real one)."""
     last = U(pixels - 1)
     step = U(2 * channels)
-    for q in range(PIXEL_BLOCK // 2):
+    for q in range(PAIR_PIXELS // 2):
         a_at = s0 + min(U(2 * q), last) * pixel_step
         b_at = s0 + min(U(2 * q + 1), last) * pixel_step
         for c in range(0, channels, LANES):
@@ -199,6 +208,8 @@ def pair_block(pairs, channels, w_flat, b_flat, dst, d0, out_step, pixels, outpu
     a30, a31, a32 = b0, b1, b2
     a40, a41, a42 = b0, b1, b2
     a50, a51, a52 = b0, b1, b2
+    a60, a61, a62 = b0, b1, b2
+    a70, a71, a72 = b0, b1, b2
     step = U(2 * channels)
     for k in range(U(channels)):
         w = k * U(2 * PAIR_OUTPUTS)
@@ -212,6 +223,8 @@ def pair_block(pairs, channels, w_flat, b_flat, dst, d0, out_step, pixels, outpu
         a30, a31, a32 = _fma3(a30, a31, a32, splat_pair16(pairs, at + U(3) * step), w0, w1, w2)
         a40, a41, a42 = _fma3(a40, a41, a42, splat_pair16(pairs, at + U(4) * step), w0, w1, w2)
         a50, a51, a52 = _fma3(a50, a51, a52, splat_pair16(pairs, at + U(5) * step), w0, w1, w2)
+        a60, a61, a62 = _fma3(a60, a61, a62, splat_pair16(pairs, at + U(6) * step), w0, w1, w2)
+        a70, a71, a72 = _fma3(a70, a71, a72, splat_pair16(pairs, at + U(7) * step), w0, w1, w2)
     _store_pair(dst, d0, out_step, a00, a01, a02, outputs, pixels > 1)
     if pixels > 2:
         _store_pair(dst, d0 + U(2) * out_step, out_step, a10, a11, a12, outputs, pixels > 3)
@@ -223,6 +236,10 @@ def pair_block(pairs, channels, w_flat, b_flat, dst, d0, out_step, pixels, outpu
         _store_pair(dst, d0 + U(8) * out_step, out_step, a40, a41, a42, outputs, pixels > 9)
     if pixels > 10:
         _store_pair(dst, d0 + U(10) * out_step, out_step, a50, a51, a52, outputs, pixels > 11)
+    if pixels > 12:
+        _store_pair(dst, d0 + U(12) * out_step, out_step, a60, a61, a62, outputs, pixels > 13)
+    if pixels > 14:
+        _store_pair(dst, d0 + U(14) * out_step, out_step, a70, a71, a72, outputs, pixels > 15)
 
 
 @inlined
@@ -384,13 +401,14 @@ def pointwise_channels_last(x, weight, bias, out, blocks_per_task):
     passes = pass_count(c_out)
     x_flat, w_flat, out_flat = x.reshape(-1), packed_weight(weight, x), out.reshape(-1)
     b_packed = packed_bias(bias, x)
-    n_blocks = (pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK
+    step = block_pixels(c_out)
+    n_blocks = (pixels + step - 1) // step
     tasks = (n_blocks + blocks_per_task - 1) // blocks_per_task
     for task in prange(tasks):
         wide_vectors()
-        pairs = aligned_buffer(PIXEL_BLOCK * channels, x_flat)
+        pairs = aligned_buffer(PAIR_PIXELS * channels, x_flat)
         for b in range(task * blocks_per_task, min((task + 1) * blocks_per_task, n_blocks)):
-            p0 = b * PIXEL_BLOCK
+            p0 = b * step
             pixels_through_passes(x_flat, U(p0 * channels), U(channels),
-                                  min(PIXEL_BLOCK, pixels - p0), channels, w_flat, b_packed,
+                                  min(step, pixels - p0), channels, w_flat, b_packed,
                                   passes, out_flat, U(p0 * c_out), c_out, pairs)

@@ -41,8 +41,14 @@ from .depthwise3x3_cl import interior_rows, tap_major, task_unit, task_units, un
 from .direct import output_5d, unroll_arguments
 from .direct_cf import channels_first_row
 from .direct_cl import PIXEL_BLOCK, channels_last_row
-from .pointwise_cl import PIXEL_BLOCK as POINTWISE_PIXELS
-from .pointwise_cl import packed_bias, packed_weight, pass_count, pixels_through_passes
+from .pointwise_cl import (
+    PAIR_PIXELS,
+    block_pixels,
+    packed_bias,
+    packed_weight,
+    pass_count,
+    pixels_through_passes,
+)
 
 __all__ = ["TILE_BYTES", "conv_separable"]
 
@@ -165,12 +171,13 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
     geometry = (stride[1], dilation[1], stride[2], pad[1], pad[2])
     mid_row = U(w_out) * c
     passes = pass_count(c_out)
+    step = block_pixels(c_out)
     for task in prange(n_batch * pairs):
         wide_vectors()
         n = task // pairs
         p = task % pairs
         mid = aligned_buffer(2 * w_out * channels, out)
-        pixel_pairs = aligned_buffer(POINTWISE_PIXELS * channels, out)
+        pixel_pairs = aligned_buffer(PAIR_PIXELS * channels, out)
         for unit in range(task_units(p, pairs, odd, oh_lo, oh_hi, h_out)):
             oh, pair = task_unit(p, unit, pairs, odd, oh_lo, oh_hi)
             # The tile is read right back: no streaming stores.
@@ -184,10 +191,10 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
             last = (oh + 1) * stride[1] - pad[1] + 2 * dilation[1]
             r_lo = min(max(last + 1, 0), h_in)
             r_hi = min(max(last + 2 * stride[1] + 1, 0), h_in)
-            blocks = (pixels + POINTWISE_PIXELS - 1) // POINTWISE_PIXELS
+            blocks = (pixels + step - 1) // step
             for block in range(blocks):
-                first = block * POINTWISE_PIXELS
-                pixels_through_passes(mid, U(first) * c, c, min(POINTWISE_PIXELS, pixels - first),
+                first = block * step
+                pixels_through_passes(mid, U(first) * c, c, min(step, pixels - first),
                                       channels, pw_flat, b_packed, passes, out_flat,
                                       o_row + U(first * c_out), c_out, pixel_pairs)
                 prefetch_part(x_flat, U((n * h_in + r_lo) * w_in) * c,

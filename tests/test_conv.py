@@ -142,6 +142,30 @@ def test_zero_batch_gives_empty_result_of_right_shape(rng):
     assert y.dtype == np.float64
 
 
+# The fused register kernels (3x3 depthwise, multiplier 1, channels_last
+# float32: cpu/separable.py) go a segment of columns at a time, as wide as a
+# pointwise block (16 pixels for 17 to 24 outputs, else 12): widths under,
+# at and around one and several segments (a last one of up to 8 pixels takes
+# the narrow pair block), interior pairs, border rows and an odd last row.
+@pytest.mark.parametrize("c_out", [10, 24, 32])
+@pytest.mark.parametrize("width", [3, 8, 12, 16, 17, 25, 40])
+def test_fused_separable_segments(rng, c_out, width):
+    from groupconv.cpu import separable
+
+    x = random_array(rng, (2, 7, width, 20), np.float32)
+    dw = random_array(rng, (20, 1, 3, 3), np.float32)
+    pw = random_array(rng, (c_out, 20), np.float32)
+    b = random_array(rng, (c_out,), np.float32)
+    kw = dict(padding=1, layout="channels_last")
+    spec = groupconv._spec.separable_spec(x, dw, pw, b, **kw)
+    x5 = x.reshape(2, 1, 7, width, 20)
+    assert separable._register_kernels_apply(spec.depthwise, spec.pointwise, x5, (1, 1, 1),
+                                             (1, 1, 1), (0, 1, 1))
+    got = groupconv.separable_conv(x, dw, pw, b, **kw)
+    assert_matches_reference(got, reference.separable_conv(x, dw, pw, b, **kw),
+                             scale=20 * 9 * 4.0 * 4.0)
+
+
 def test_zero_batch_separable_channels_last(rng):
     x = np.zeros((0, 6, 6, 3), dtype=np.float32)
     y = groupconv.separable_conv(x, np.ones((3, 1, 3, 3)), np.ones((4, 3)), layout="NHWC")

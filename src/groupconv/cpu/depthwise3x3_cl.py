@@ -205,9 +205,10 @@ def _column_or_zero(x_flat, at, valid, zero):
 
 
 @inlined
-def edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_pitch, w_out,
-                 ow_lo, ow_hi):
-    """The columns outside ``[ow_lo, ow_hi)`` of the interior output rows ``oh`` and ``oh + 1``.
+def edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_pitch, first,
+                 last, ow_lo, ow_hi):
+    """The columns in ``[first, last)`` outside ``[ow_lo, ow_hi)`` of the interior output rows
+    ``oh`` and ``oh + 1``.
 
     Like :func:`_pair`, one output column of both rows at a time, with the
     input columns that fall on the padding as zero vectors (a tap on one
@@ -221,7 +222,7 @@ def edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_pi
     row_values = U(w_in) * c
     zero = splat16(np.float32(0.0))
     first_row = U((n * h_in + oh * sh - ph) * w_in) * c
-    for ow in range(w_out):
+    for ow in range(first, last):
         if ow >= ow_lo and ow < ow_hi:
             continue
         left = ow * sw - pw
@@ -333,8 +334,8 @@ def unit_rows(x_flat, x_dims, n, oh, pair, geometry, w_flat, bias, dst, d_row, d
     if pair:
         interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_pitch, ow_lo,
                       ow_hi, stream)
-        edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_pitch, w_out,
-                     ow_lo, ow_hi)
+        edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, d_pitch, 0,
+                     w_out, ow_lo, ow_hi)
     else:
         border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, w_out)
 

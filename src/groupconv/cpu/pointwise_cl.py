@@ -155,12 +155,15 @@ def packed_bias(bias, like):
 
 @inlined
 def interleave_pixels(src, s0, pixel_step, pixels, channels, pairs):
-    """``pairs[(q*channels + c)*2 + j] = src[s0 + (2q + j)*pixel_step + c]``: the block's
-    :data:`PIXEL_BLOCK` pixels as :data:`PIXEL_BLOCK` / 2 pairs, each channel's two values
-    side by side (pixels past ``pixels`` repeat the last real one)."""
+    """``pairs[(q*channels + c)*2 + j] = src[s0 + (2q + j)*pixel_step + c]``: ``pixels``
+    pixels (up to :data:`PAIR_PIXELS`) as pairs, each channel's two values side by side, as
+    many pairs as :func:`pair_block` computes (pixels past ``pixels`` repeat the last
+    one)."""
     last = U(pixels - 1)
     step = U(2 * channels)
-    for q in range(PAIR_PIXELS // 2):
+    # The pairs pair_block computes: 8, or 4 for a block of at most 8 pixels.
+    computed = PAIR_PIXELS // 2 if pixels > PAIR_PIXELS // 2 else PAIR_PIXELS // 4
+    for q in range(computed):
         a_at = s0 + min(U(2 * q), last) * pixel_step
         b_at = s0 + min(U(2 * q + 1), last) * pixel_step
         for c in range(0, channels, LANES):
@@ -190,7 +193,7 @@ def _store_pair(dst, at, out_step, a0, a1, a2, outputs, second):
 
 
 @inlined
-def pair_block(pairs, channels, w_flat, b_flat, dst, d0, out_step, pixels, outputs):
+def pair_block(pairs, channels, w_flat, b_flat, dst, d0, out_step, pixels, outputs, width):
     """:func:`block` for 17 to 24 outputs, from :func:`interleave_pixels`' ``pairs``.
 
     Each of the 6 pairs of pixels keeps 3 vectors of sums, lane ``2i + j``
@@ -199,7 +202,8 @@ def pair_block(pairs, channels, w_flat, b_flat, dst, d0, out_step, pixels, outpu
     weight twice, :func:`packed_weight`) is 18 multiply-adds for 12 pixels
     x 24 outputs, where :func:`block` does 12 whole and 12 half-width ones.
     Same sums in the same order (bias, then the channels one FMA each), so
-    the same results bit for bit.
+    the same results bit for bit. ``width`` (a constant at each call: 16 or
+    8) is the pixels computed; narrower blocks skip the other pairs' work.
     """
     b0, b1, b2 = load16(b_flat, U(0)), load16(b_flat, U(LANES)), load16(b_flat, U(2 * LANES))
     a00, a01, a02 = b0, b1, b2
@@ -221,10 +225,18 @@ def pair_block(pairs, channels, w_flat, b_flat, dst, d0, out_step, pixels, outpu
         a10, a11, a12 = _fma3(a10, a11, a12, splat_pair16(pairs, at + step), w0, w1, w2)
         a20, a21, a22 = _fma3(a20, a21, a22, splat_pair16(pairs, at + U(2) * step), w0, w1, w2)
         a30, a31, a32 = _fma3(a30, a31, a32, splat_pair16(pairs, at + U(3) * step), w0, w1, w2)
-        a40, a41, a42 = _fma3(a40, a41, a42, splat_pair16(pairs, at + U(4) * step), w0, w1, w2)
-        a50, a51, a52 = _fma3(a50, a51, a52, splat_pair16(pairs, at + U(5) * step), w0, w1, w2)
-        a60, a61, a62 = _fma3(a60, a61, a62, splat_pair16(pairs, at + U(6) * step), w0, w1, w2)
-        a70, a71, a72 = _fma3(a70, a71, a72, splat_pair16(pairs, at + U(7) * step), w0, w1, w2)
+        if width > 8:
+            a40, a41, a42 = _fma3(a40, a41, a42, splat_pair16(pairs, at + U(4) * step),
+                                      w0, w1, w2)
+        if width > 10:
+            a50, a51, a52 = _fma3(a50, a51, a52, splat_pair16(pairs, at + U(5) * step),
+                                      w0, w1, w2)
+        if width > 12:
+            a60, a61, a62 = _fma3(a60, a61, a62, splat_pair16(pairs, at + U(6) * step),
+                                      w0, w1, w2)
+        if width > 14:
+            a70, a71, a72 = _fma3(a70, a71, a72, splat_pair16(pairs, at + U(7) * step),
+                                      w0, w1, w2)
     _store_pair(dst, d0, out_step, a00, a01, a02, outputs, pixels > 1)
     if pixels > 2:
         _store_pair(dst, d0 + U(2) * out_step, out_step, a10, a11, a12, outputs, pixels > 3)
@@ -373,7 +385,12 @@ def pixels_through_passes(src, s0, pixel_step, pixels, channels, w_flat, b_flat,
     buffer."""
     if pairs_apply(c_out):
         interleave_pixels(src, s0, pixel_step, pixels, channels, pairs)
-        pair_block(pairs, channels, w_flat, b_flat, dst, d0, U(c_out), pixels, c_out)
+        if pixels > PAIR_PIXELS // 2:
+            pair_block(pairs, channels, w_flat, b_flat, dst, d0, U(c_out), pixels, c_out,
+                       PAIR_PIXELS)
+        else:
+            pair_block(pairs, channels, w_flat, b_flat, dst, d0, U(c_out), pixels, c_out,
+                       PAIR_PIXELS // 2)
         return
     for o_pass in range(passes):
         o0 = o_pass * OUTPUT_PASS

@@ -35,9 +35,16 @@ from ._common import (
     writeable_c_order,
 )
 from ._jit import inlined, jit
-from ._prefetch import prefetch_part
 from ._vector_width import wide_vectors
-from .depthwise3x3_cl import interior_rows, tap_major, task_unit, task_units, unit_rows
+from .depthwise3x3_cl import (
+    border_pixels,
+    edge_columns,
+    interior_pair,
+    interior_rows,
+    tap_major,
+    task_unit,
+    task_units,
+)
 from .direct import output_5d, unroll_arguments
 from .direct_cf import channels_first_row
 from .direct_cl import PIXEL_BLOCK, channels_last_row
@@ -155,9 +162,18 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
     here; ``out`` is ``(N, 1, H_out, W_out, C_out)``.
 
     Tasks and their units of rows are those of
-    :func:`.depthwise3x3_cl.depthwise_3x3_channels_last`; each unit's
-    depthwise rows go to a buffer of two rows, then every block of its
-    pixels through every pass of 32 outputs.
+    :func:`.depthwise3x3_cl.depthwise_3x3_channels_last`. A pair of rows
+    goes a segment of columns at a time, as wide as a pointwise block
+    (:func:`.pointwise_cl.block_pixels`): the segment's depthwise columns of
+    both rows into a buffer of two rows, then each row's pointwise block
+    while that part of the buffer is still in L1, and the input rows the
+    next segment reads stream in during this one's arithmetic. A border row
+    computes its depthwise pixels first, then its blocks. Measured,
+    separable_mbv2_56 on 2 threads (Intel Xeon): whole pairs of rows 1.17-1.19
+    ms, segments 1.14, with a narrow pair block for the last 8 columns of a
+    56-wide row 1.05-1.06; a software prefetch of the next rows (which was
+    2-13 % faster on Zen 4 over whole pairs) made segments slower here
+    (1.32-1.43 ms), so there is none.
     """
     n_batch, _, h_in, w_in, channels = x.shape
     h_out, w_out, c_out = out.shape[2], out.shape[3], out.shape[4]
@@ -172,6 +188,7 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
     mid_row = U(w_out) * c
     passes = pass_count(c_out)
     step = block_pixels(c_out)
+    segments = (w_out + step - 1) // step
     for task in prange(n_batch * pairs):
         wide_vectors()
         n = task // pairs
@@ -180,25 +197,29 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
         pixel_pairs = aligned_buffer(PAIR_PIXELS * channels, out)
         for unit in range(task_units(p, pairs, odd, oh_lo, oh_hi, h_out)):
             oh, pair = task_unit(p, unit, pairs, odd, oh_lo, oh_hi)
-            # The tile is read right back: no streaming stores.
-            unit_rows(x_flat, x_dims, n, oh, pair, geometry, w_flat, zeros, mid, U(0), mid_row,
-                      w_out, ow_lo, ow_hi, False)
-            pixels = (2 if pair else 1) * w_out
             o_row = U((n * h_out + oh) * w_out * c_out)
-            # The input rows the next pair adds to this one's are fetched during
-            # the pointwise step, which reads only the tile (measured 2-13 %
-            # faster on separable_mbv2_56, Zen 4).
-            last = (oh + 1) * stride[1] - pad[1] + 2 * dilation[1]
-            r_lo = min(max(last + 1, 0), h_in)
-            r_hi = min(max(last + 2 * stride[1] + 1, 0), h_in)
-            blocks = (pixels + step - 1) // step
-            for block in range(blocks):
-                first = block * step
-                pixels_through_passes(mid, U(first) * c, c, min(step, pixels - first),
-                                      channels, pw_flat, b_packed, passes, out_flat,
-                                      o_row + U(first * c_out), c_out, pixel_pairs)
-                prefetch_part(x_flat, U((n * h_in + r_lo) * w_in) * c,
-                              U((r_hi - r_lo) * w_in) * c, block, blocks)
+            # A pair goes a segment of columns at a time: its depthwise columns
+            # of both rows, then their pointwise blocks (the input streams in
+            # while the pointwise arithmetic runs; the segment's tile is still
+            # in L1). A border row's depthwise pixels go first, whole.
+            for segment in range(segments):
+                a = segment * step
+                b = min(a + step, w_out)
+                if pair:
+                    lo, hi = max(a, ow_lo), min(b, ow_hi)
+                    if lo < hi:
+                        # The tile is read right back: no streaming stores.
+                        interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, zeros, mid, U(0),
+                                      mid_row, lo, hi, False)
+                    edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, zeros, mid, U(0),
+                                 mid_row, a, b, ow_lo, ow_hi)
+                elif segment == 0:
+                    border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, zeros, mid, U(0),
+                                  w_out)
+                for r in range(2 if pair else 1):
+                    pixels_through_passes(mid, U(r * w_out + a) * c, c, b - a, channels,
+                                          pw_flat, b_packed, passes, out_flat,
+                                          o_row + U((r * w_out + a) * c_out), c_out, pixel_pairs)
 
 
 def _register_kernels_apply(depthwise, pointwise, x5, stride, dilation, pad) -> bool:

@@ -144,9 +144,9 @@ def test_zero_batch_gives_empty_result_of_right_shape(rng):
 
 # The fused register kernels (3x3 depthwise, multiplier 1, channels_last
 # float32: cpu/separable.py) go a segment of columns at a time, as wide as a
-# pointwise block (16 pixels for 17 to 24 outputs, else 12): widths under,
-# at and around one and several segments (a last one of up to 8 pixels takes
-# the narrow pair block), interior pairs, border rows and an odd last row.
+# pointwise block (12 pixels with AVX-512, else 6): widths under, at and
+# around one and several segments, interior pairs, border rows and an odd
+# last row.
 @pytest.mark.parametrize("c_out", [10, 24, 32])
 @pytest.mark.parametrize("width", [3, 8, 12, 16, 17, 25, 40])
 def test_fused_separable_segments(rng, c_out, width):

@@ -44,27 +44,6 @@ def test_pixel_blocks(rng, shape):
     check(rng, shape, 24)
 
 
-# 17 to 24 outputs run as pairs of pixels (pointwise_cl.pair_block, with
-# AVX-512): the same sums in the same order as the 32-output block, so the
-# same bits as the layer with its weight padded by zero outputs. Channel
-# counts under half a vector, over it and over one; odd pixel counts (a
-# last pair of one pixel).
-@pytest.mark.parametrize("c_out", [17, 20, 24])
-@pytest.mark.parametrize("channels", [3, 8, 25, 40])
-def test_pairs_of_pixels_match_the_wide_block(rng, c_out, channels):
-    x = random_array(rng, (2, 3, 5, channels), np.float32)
-    w = random_array(rng, (c_out, channels, 1, 1), np.float32)
-    b = random_array(rng, c_out, np.float32)
-    w32 = np.concatenate([w, np.zeros((32 - c_out, channels, 1, 1), np.float32)])
-    b32 = np.concatenate([b, np.zeros(32 - c_out, np.float32)])
-    assert takes_kernel(x, w) and takes_kernel(x, w32)
-    got = groupconv.conv(x, w, b, layout="channels_last")
-    wide = groupconv.conv(x, w32, b32, layout="channels_last")
-    np.testing.assert_array_equal(got, wide[..., :c_out])
-    assert_matches_reference(got, reference.conv(x, w, b, layout="channels_last"),
-                             scale=channels * 4.0)
-
-
 def test_one_and_three_dimensional_data(rng):
     check(rng, (2, 30, 17), 10)
     check(rng, (2, 3, 4, 5, 40), 24)

@@ -26,9 +26,8 @@ from numba.extending import intrinsic, models, overload, register_model
 from ._common import U
 from ._jit import inlined
 
-__all__ = ["LANES", "STREAM_BYTES", "add16", "copy_run", "even16", "fma8", "fma16",
-           "interleave_hi16", "interleave_lo16", "load4", "load8", "load16", "load16_first",
-           "odd16", "put16", "splat8", "splat16", "splat_pair16", "store4",
+__all__ = ["LANES", "STREAM_BYTES", "add16", "copy_run", "even16", "fma8", "fma16", "load4",
+           "load8", "load16", "load16_first", "odd16", "put16", "splat8", "splat16", "store4",
            "store8_first", "store16", "store16_first", "store16_stream", "stream_fence",
            "streams", "sub16", "vector8", "vector16", "vfma", "vload", "vsplat", "vstore_first"]
 
@@ -273,16 +272,16 @@ def load16_first(typingctx, array, offset, count):
     return vector16(array, offset, count), codegen
 
 
-def _pick(lanes):
-    """An intrinsic: the 16 ``lanes`` (of 32: ``a``'s then ``b``'s) of ``a`` and ``b``."""
-    lanes = tuple(lanes)
+def _pick(parity):
+    """An intrinsic: lanes ``parity, parity + 2, ..., parity + 30`` of ``a`` then ``b``."""
 
     def pick(typingctx, a, b):
         if not (a == b == vector16):
             return None
 
         def codegen(context, builder, signature, args):
-            mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), list(lanes))
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES),
+                               list(range(parity, 2 * LANES, 2)))
             return builder.shuffle_vector(args[0], args[1], mask)
 
         return vector16(a, b), codegen
@@ -292,29 +291,9 @@ def _pick(lanes):
 
 #: ``even16(a, b)``: lanes 0, 2, ..., 30 of the 32 lanes of ``a`` then ``b`` (one
 #: ``vpermt2ps`` with AVX-512): a stride-2 row's even columns.
-even16 = _pick(range(0, 2 * LANES, 2))
+even16 = _pick(0)
 #: ``odd16(a, b)``: lanes 1, 3, ..., 31 of ``a`` then ``b``.
-odd16 = _pick(range(1, 2 * LANES, 2))
-#: ``interleave_lo16(a, b)``: ``a[0], b[0], a[1], b[1], ..., a[7], b[7]`` (the inverse of
-#: :func:`even16` and :func:`odd16`, with :func:`interleave_hi16`).
-interleave_lo16 = _pick(k // 2 + (k % 2) * LANES for k in range(LANES))
-#: ``interleave_hi16(a, b)``: ``a[8], b[8], ..., a[15], b[15]``.
-interleave_hi16 = _pick(LANES // 2 + k // 2 + (k % 2) * LANES for k in range(LANES))
-
-
-@intrinsic
-def splat_pair16(typingctx, array, offset):
-    """``array[offset], array[offset + 1]`` repeated 8 times (one 64-bit broadcast load)."""
-    if not _is_float32_array(array) or not isinstance(offset, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        pointer = _vector_pointer(context, builder, *signature.args[:2], *args[:2], lanes=2)
-        pair = builder.load(pointer, align=4)
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0, 1] * (LANES // 2))
-        return builder.shuffle_vector(pair, ir.Constant(_ir_vector(2), ir.Undefined), mask)
-
-    return vector16(array, offset), codegen
+odd16 = _pick(1)
 
 
 def _splat(vector):

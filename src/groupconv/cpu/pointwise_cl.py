@@ -28,16 +28,10 @@ from ._common import U, aligned_buffer, rows_per_task
 from ._jit import inlined, jit
 from ._simd import (
     LANES,
-    even16,
     fma16,
-    interleave_hi16,
-    interleave_lo16,
     load16,
-    load16_first,
-    odd16,
     splat8,
     splat16,
-    splat_pair16,
     store16_first,
     vfma,
     vload,
@@ -46,9 +40,8 @@ from ._simd import (
 )
 from ._vector_width import REGISTER_VECTORS, wide_vectors
 
-__all__ = ["OUTPUT_PASS", "PAIR_OUTPUTS", "PIXEL_BLOCK", "applies", "block", "blocks_per_task",
-           "interleave_pixels", "packed_bias", "packed_weight", "pair_block", "pairs_apply",
-           "pass_count", "pixels_through_passes", "pointwise_channels_last"]
+__all__ = ["OUTPUT_PASS", "PIXEL_BLOCK", "applies", "block", "blocks_per_task", "packed_bias",
+           "packed_weight", "pass_count", "pixels_through_passes", "pointwise_channels_last"]
 
 _WIDE = REGISTER_VECTORS >= 32
 #: Outputs of one pass: 2 vectors, or 1 where the registers hold 8 vectors.
@@ -56,11 +49,6 @@ OUTPUT_PASS = (2 if _WIDE else 1) * LANES
 #: Pixels of one block (12 x 2 sums + 2 weights + 1 broadcast: 27 of 32
 #: registers; or 6 sums + 1 weight + 1 broadcast: 8 vectors).
 PIXEL_BLOCK = 12 if _WIDE else 6
-#: Outputs :func:`pair_block` computes: 3 vectors of 8 outputs x 2 pixels.
-PAIR_OUTPUTS = 3 * LANES // 2
-#: Pixels of one :func:`pair_block`: 8 pairs (8 x 3 sums + 3 weights + 1 broadcast: 28
-#: of 32 registers).
-PAIR_PIXELS = 16
 #: Largest weight (C_in x C_out values) taken; larger products go to BLAS,
 #: which tiles them for the caches.
 MAX_WEIGHT_VALUES = 2**17
@@ -96,37 +84,14 @@ def pass_count(c_out):
 
 
 @inlined
-def pairs_apply(c_out):
-    """Whether ``c_out`` outputs take :func:`pair_block` (17 to :data:`PAIR_OUTPUTS`, with
-    AVX-512): the outputs of 2 pixels fill whole vectors, where :func:`block` would leave
-    a half vector (or 8 lanes of a whole one) per pixel."""
-    return _WIDE and LANES < c_out <= PAIR_OUTPUTS
-
-
-@inlined
-def block_pixels(c_out):
-    """Pixels per call of :func:`pixels_through_passes` for ``c_out`` outputs."""
-    return PAIR_PIXELS if pairs_apply(c_out) else PIXEL_BLOCK
-
-
-@inlined
 def packed_weight(weight, like):
     """The ``(C_out, C_in)`` weight as a flat aligned ``(passes, C_in, OUTPUT_PASS)`` buffer, the
-    outputs zero-padded to whole passes; for :func:`pair_block`, ``(C_in, 3, 16)`` with
-    lanes ``2i`` and ``2i + 1`` of vector ``v`` both output ``8v + i``.
+    outputs zero-padded to whole passes.
 
     Inside the kernels (before their parallel loop): packed from Python the
     copies cost tens of us a call right after a kernel, with the caches cold.
     """
     c_out, c_in = weight.shape
-    if pairs_apply(c_out):
-        packed = aligned_buffer(c_in * 2 * PAIR_OUTPUTS, like)
-        packed[:] = 0
-        for o in range(c_out):
-            for c in range(c_in):
-                packed[(c * PAIR_OUTPUTS + o) * 2] = weight[o, c]
-                packed[(c * PAIR_OUTPUTS + o) * 2 + 1] = weight[o, c]
-        return packed
     packed = aligned_buffer(pass_count(c_out) * c_in * OUTPUT_PASS, like)
     packed[:] = 0
     for o in range(c_out):
@@ -138,120 +103,11 @@ def packed_weight(weight, like):
 
 @inlined
 def packed_bias(bias, like):
-    """``(C_out,)`` as a flat aligned buffer zero-padded to whole passes of :data:`OUTPUT_PASS`
-    (for :func:`pair_block`: each value twice, as its weights)."""
-    if pairs_apply(bias.size):
-        packed = aligned_buffer(2 * PAIR_OUTPUTS, like)
-        packed[:] = 0
-        for o in range(bias.size):
-            packed[2 * o] = bias[o]
-            packed[2 * o + 1] = bias[o]
-        return packed
+    """``(C_out,)`` as a flat aligned buffer zero-padded to whole passes of :data:`OUTPUT_PASS`."""
     packed = aligned_buffer(pass_count(bias.size) * OUTPUT_PASS, like)
     packed[:] = 0
     packed[:bias.size] = bias
     return packed
-
-
-@inlined
-def interleave_pixels(src, s0, pixel_step, pixels, channels, pairs):
-    """``pairs[(q*channels + c)*2 + j] = src[s0 + (2q + j)*pixel_step + c]``: ``pixels``
-    pixels (up to :data:`PAIR_PIXELS`) as pairs, each channel's two values side by side, as
-    many pairs as :func:`pair_block` computes (pixels past ``pixels`` repeat the last
-    one)."""
-    last = U(pixels - 1)
-    step = U(2 * channels)
-    # The pairs pair_block computes: 8, or 4 for a block of at most 8 pixels.
-    computed = PAIR_PIXELS // 2 if pixels > PAIR_PIXELS // 2 else PAIR_PIXELS // 4
-    for q in range(computed):
-        a_at = s0 + min(U(2 * q), last) * pixel_step
-        b_at = s0 + min(U(2 * q + 1), last) * pixel_step
-        for c in range(0, channels, LANES):
-            count = min(LANES, channels - c)
-            a = load16_first(src, a_at + U(c), count)
-            b = load16_first(src, b_at + U(c), count)
-            at = U(q) * step + U(2 * c)
-            store16_first(pairs, at, interleave_lo16(a, b), min(2 * count, LANES))
-            if count > LANES // 2:
-                store16_first(pairs, at + U(LANES), interleave_hi16(a, b), 2 * count - LANES)
-
-
-@inlined
-def _fma3(a0, a1, a2, pair, w0, w1, w2):
-    return fma16(pair, w0, a0), fma16(pair, w1, a1), fma16(pair, w2, a2)
-
-
-@inlined
-def _store_pair(dst, at, out_step, a0, a1, a2, outputs, second):
-    """Pixel ``2q``'s and (if ``second``) ``2q + 1``'s ``outputs`` (17..24) sums from a
-    pair's 3 vectors (lane ``2i + j``: pixel ``2q + j``, output ``8v + i``)."""
-    store16_first(dst, at, even16(a0, a1), LANES)
-    store16_first(dst, at + U(LANES), even16(a2, a2), outputs - LANES)
-    if second:
-        store16_first(dst, at + out_step, odd16(a0, a1), LANES)
-        store16_first(dst, at + out_step + U(LANES), odd16(a2, a2), outputs - LANES)
-
-
-@inlined
-def pair_block(pairs, channels, w_flat, b_flat, dst, d0, out_step, pixels, outputs, width):
-    """:func:`block` for 17 to 24 outputs, from :func:`interleave_pixels`' ``pairs``.
-
-    Each of the 6 pairs of pixels keeps 3 vectors of sums, lane ``2i + j``
-    holding pixel ``2q + j``'s output ``8v + i``; per channel, a 64-bit
-    broadcast of the pair's two inputs times the 3 weight vectors (each
-    weight twice, :func:`packed_weight`) is 18 multiply-adds for 12 pixels
-    x 24 outputs, where :func:`block` does 12 whole and 12 half-width ones.
-    Same sums in the same order (bias, then the channels one FMA each), so
-    the same results bit for bit. ``width`` (a constant at each call: 16 or
-    8) is the pixels computed; narrower blocks skip the other pairs' work.
-    """
-    b0, b1, b2 = load16(b_flat, U(0)), load16(b_flat, U(LANES)), load16(b_flat, U(2 * LANES))
-    a00, a01, a02 = b0, b1, b2
-    a10, a11, a12 = b0, b1, b2
-    a20, a21, a22 = b0, b1, b2
-    a30, a31, a32 = b0, b1, b2
-    a40, a41, a42 = b0, b1, b2
-    a50, a51, a52 = b0, b1, b2
-    a60, a61, a62 = b0, b1, b2
-    a70, a71, a72 = b0, b1, b2
-    step = U(2 * channels)
-    for k in range(U(channels)):
-        w = k * U(2 * PAIR_OUTPUTS)
-        w0 = load16(w_flat, w)
-        w1 = load16(w_flat, w + U(LANES))
-        w2 = load16(w_flat, w + U(2 * LANES))
-        at = U(2) * k
-        a00, a01, a02 = _fma3(a00, a01, a02, splat_pair16(pairs, at), w0, w1, w2)
-        a10, a11, a12 = _fma3(a10, a11, a12, splat_pair16(pairs, at + step), w0, w1, w2)
-        a20, a21, a22 = _fma3(a20, a21, a22, splat_pair16(pairs, at + U(2) * step), w0, w1, w2)
-        a30, a31, a32 = _fma3(a30, a31, a32, splat_pair16(pairs, at + U(3) * step), w0, w1, w2)
-        if width > 8:
-            a40, a41, a42 = _fma3(a40, a41, a42, splat_pair16(pairs, at + U(4) * step),
-                                      w0, w1, w2)
-        if width > 10:
-            a50, a51, a52 = _fma3(a50, a51, a52, splat_pair16(pairs, at + U(5) * step),
-                                      w0, w1, w2)
-        if width > 12:
-            a60, a61, a62 = _fma3(a60, a61, a62, splat_pair16(pairs, at + U(6) * step),
-                                      w0, w1, w2)
-        if width > 14:
-            a70, a71, a72 = _fma3(a70, a71, a72, splat_pair16(pairs, at + U(7) * step),
-                                      w0, w1, w2)
-    _store_pair(dst, d0, out_step, a00, a01, a02, outputs, pixels > 1)
-    if pixels > 2:
-        _store_pair(dst, d0 + U(2) * out_step, out_step, a10, a11, a12, outputs, pixels > 3)
-    if pixels > 4:
-        _store_pair(dst, d0 + U(4) * out_step, out_step, a20, a21, a22, outputs, pixels > 5)
-    if pixels > 6:
-        _store_pair(dst, d0 + U(6) * out_step, out_step, a30, a31, a32, outputs, pixels > 7)
-    if pixels > 8:
-        _store_pair(dst, d0 + U(8) * out_step, out_step, a40, a41, a42, outputs, pixels > 9)
-    if pixels > 10:
-        _store_pair(dst, d0 + U(10) * out_step, out_step, a50, a51, a52, outputs, pixels > 11)
-    if pixels > 12:
-        _store_pair(dst, d0 + U(12) * out_step, out_step, a60, a61, a62, outputs, pixels > 13)
-    if pixels > 14:
-        _store_pair(dst, d0 + U(14) * out_step, out_step, a70, a71, a72, outputs, pixels > 15)
 
 
 @inlined
@@ -375,23 +231,12 @@ block = _block_12x32 if _WIDE else _block_6x16
 
 @inlined
 def pixels_through_passes(src, s0, pixel_step, pixels, channels, w_flat, b_flat, passes, dst,
-                          d0, c_out, pairs):
+                          d0, c_out):
     """:func:`block` on ``pixels`` (1..:data:`PIXEL_BLOCK`) pixels for every pass of
     :data:`OUTPUT_PASS` outputs: all ``c_out``
     outputs of those pixels (the pixels' inputs stay in L1 between passes). A
     last pass of at most 24 outputs takes the block with half a vector for
-    outputs 16 to 23; 17 to 24 outputs in all go through :func:`pair_block`
-    instead, with ``pairs`` (:data:`PIXEL_BLOCK` x ``channels`` values) its
-    buffer."""
-    if pairs_apply(c_out):
-        interleave_pixels(src, s0, pixel_step, pixels, channels, pairs)
-        if pixels > PAIR_PIXELS // 2:
-            pair_block(pairs, channels, w_flat, b_flat, dst, d0, U(c_out), pixels, c_out,
-                       PAIR_PIXELS)
-        else:
-            pair_block(pairs, channels, w_flat, b_flat, dst, d0, U(c_out), pixels, c_out,
-                       PAIR_PIXELS // 2)
-        return
+    outputs 16 to 23."""
     for o_pass in range(passes):
         o0 = o_pass * OUTPUT_PASS
         outputs = min(OUTPUT_PASS, c_out - o0)
@@ -418,14 +263,12 @@ def pointwise_channels_last(x, weight, bias, out, blocks_per_task):
     passes = pass_count(c_out)
     x_flat, w_flat, out_flat = x.reshape(-1), packed_weight(weight, x), out.reshape(-1)
     b_packed = packed_bias(bias, x)
-    step = block_pixels(c_out)
-    n_blocks = (pixels + step - 1) // step
+    n_blocks = (pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK
     tasks = (n_blocks + blocks_per_task - 1) // blocks_per_task
     for task in prange(tasks):
         wide_vectors()
-        pairs = aligned_buffer(PAIR_PIXELS * channels, x_flat)
         for b in range(task * blocks_per_task, min((task + 1) * blocks_per_task, n_blocks)):
-            p0 = b * step
+            p0 = b * PIXEL_BLOCK
             pixels_through_passes(x_flat, U(p0 * channels), U(channels),
-                                  min(step, pixels - p0), channels, w_flat, b_packed,
-                                  passes, out_flat, U(p0 * c_out), c_out, pairs)
+                                  min(PIXEL_BLOCK, pixels - p0), channels, w_flat, b_packed,
+                                  passes, out_flat, U(p0 * c_out), c_out)

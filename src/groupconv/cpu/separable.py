@@ -48,14 +48,8 @@ from .depthwise3x3_cl import (
 from .direct import output_5d, unroll_arguments
 from .direct_cf import channels_first_row
 from .direct_cl import PIXEL_BLOCK, channels_last_row
-from .pointwise_cl import (
-    PAIR_PIXELS,
-    block_pixels,
-    packed_bias,
-    packed_weight,
-    pass_count,
-    pixels_through_passes,
-)
+from .pointwise_cl import PIXEL_BLOCK as POINTWISE_PIXELS
+from .pointwise_cl import packed_bias, packed_weight, pass_count, pixels_through_passes
 
 __all__ = ["TILE_BYTES", "conv_separable"]
 
@@ -164,16 +158,19 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
     Tasks and their units of rows are those of
     :func:`.depthwise3x3_cl.depthwise_3x3_channels_last`. A pair of rows
     goes a segment of columns at a time, as wide as a pointwise block
-    (:func:`.pointwise_cl.block_pixels`): the segment's depthwise columns of
+    (:data:`.pointwise_cl.PIXEL_BLOCK`): the segment's depthwise columns of
     both rows into a buffer of two rows, then each row's pointwise block
     while that part of the buffer is still in L1, and the input rows the
     next segment reads stream in during this one's arithmetic. A border row
     computes its depthwise pixels first, then its blocks. Measured,
-    separable_mbv2_56 on 2 threads (Intel Xeon): whole pairs of rows 1.17-1.19
-    ms, segments 1.14, with a narrow pair block for the last 8 columns of a
-    56-wide row 1.05-1.06; a software prefetch of the next rows (which was
-    2-13 % faster on Zen 4 over whole pairs) made segments slower here
-    (1.32-1.43 ms), so there is none.
+    separable_mbv2_56 on 2 threads (Intel Xeon), repeated calls of each
+    build alternated: segments 1.09-1.12 ms, whole pairs of rows (with the
+    prefetch below) 1.18-1.22; a software prefetch of the next rows during
+    the pointwise step (2-13 % faster on Zen 4 over whole pairs) made
+    segments slower here (1.32-1.43 ms), so there is none. (Pairs of pixels
+    sharing whole vectors for MobileNet's 24 outputs, 18 multiply-adds per
+    channel where the block does 12 whole and 12 half ones, measured alike,
+    1.09-1.15 against 1.10-1.12 ms: the step is not bound by them.)
     """
     n_batch, _, h_in, w_in, channels = x.shape
     h_out, w_out, c_out = out.shape[2], out.shape[3], out.shape[4]
@@ -187,14 +184,13 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
     geometry = (stride[1], dilation[1], stride[2], pad[1], pad[2])
     mid_row = U(w_out) * c
     passes = pass_count(c_out)
-    step = block_pixels(c_out)
+    step = POINTWISE_PIXELS
     segments = (w_out + step - 1) // step
     for task in prange(n_batch * pairs):
         wide_vectors()
         n = task // pairs
         p = task % pairs
         mid = aligned_buffer(2 * w_out * channels, out)
-        pixel_pairs = aligned_buffer(PAIR_PIXELS * channels, out)
         for unit in range(task_units(p, pairs, odd, oh_lo, oh_hi, h_out)):
             oh, pair = task_unit(p, unit, pairs, odd, oh_lo, oh_hi)
             o_row = U((n * h_out + oh) * w_out * c_out)
@@ -219,7 +215,7 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
                 for r in range(2 if pair else 1):
                     pixels_through_passes(mid, U(r * w_out + a) * c, c, b - a, channels,
                                           pw_flat, b_packed, passes, out_flat,
-                                          o_row + U((r * w_out + a) * c_out), c_out, pixel_pairs)
+                                          o_row + U((r * w_out + a) * c_out), c_out)
 
 
 def _register_kernels_apply(depthwise, pointwise, x5, stride, dilation, pad) -> bool:

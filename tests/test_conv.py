@@ -147,20 +147,21 @@ def test_zero_batch_gives_empty_result_of_right_shape(rng):
 # pointwise block (12 pixels with AVX-512, else 6): widths under, at and
 # around one and several segments, interior pairs, border rows and an odd
 # last row.
+@pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("c_out", [10, 24, 32])
 @pytest.mark.parametrize("width", [3, 8, 12, 16, 17, 25, 40])
-def test_fused_separable_segments(rng, c_out, width):
+def test_fused_separable_segments(rng, c_out, width, stride):
     from groupconv.cpu import separable
 
-    x = random_array(rng, (2, 7, width, 20), np.float32)
+    x = random_array(rng, (2, 7, stride * width, 20), np.float32)
     dw = random_array(rng, (20, 1, 3, 3), np.float32)
     pw = random_array(rng, (c_out, 20), np.float32)
     b = random_array(rng, (c_out,), np.float32)
-    kw = dict(padding=1, layout="channels_last")
+    kw = dict(padding=1, stride=stride, layout="channels_last")
     spec = groupconv._spec.separable_spec(x, dw, pw, b, **kw)
-    x5 = x.reshape(2, 1, 7, width, 20)
-    assert separable._register_kernels_apply(spec.depthwise, spec.pointwise, x5, (1, 1, 1),
-                                             (1, 1, 1), (0, 1, 1))
+    x5 = x.reshape(2, 1, 7, stride * width, 20)
+    assert separable._register_kernels_apply(spec.depthwise, spec.pointwise, x5,
+                                             (1, stride, stride), (1, 1, 1), (0, 1, 1))
     got = groupconv.separable_conv(x, dw, pw, b, **kw)
     assert_matches_reference(got, reference.separable_conv(x, dw, pw, b, **kw),
                              scale=20 * 9 * 4.0 * 4.0)

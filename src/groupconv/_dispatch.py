@@ -14,7 +14,7 @@ from .cpu._common import aligned_empty
 from .cpu.direct import conv_direct, register_kernel_applies
 from .cpu.gemm import conv_gemm
 from .cpu.separable import conv_separable
-from .cpu.winograd import conv_winograd
+from .cpu.winograd import PATCH, conv_winograd
 
 __all__ = ["convolve", "separable"]
 
@@ -52,7 +52,7 @@ def _winograd_wins(spec: ConvSpec) -> bool:
     c_group, per_group = spec.weight.shape[1], spec.c_out // spec.groups
     if c_group < _WINOGRAD_MIN_CHANNELS or per_group < _WINOGRAD_MIN_GROUP_OUTPUTS:
         return False
-    weight_bytes = 16 * spec.c_out * c_group * spec.dtype.itemsize
+    weight_bytes = PATCH * PATCH * spec.c_out * c_group * spec.dtype.itemsize
     return weight_bytes <= _WINOGRAD_MAX_WEIGHT_BYTES or not register_kernel_applies(spec)
 
 

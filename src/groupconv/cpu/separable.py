@@ -164,10 +164,10 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
     next segment reads stream in during this one's arithmetic. A border row
     computes its depthwise pixels first, then its blocks. Measured,
     separable_mbv2_56 on 2 threads (Intel Xeon), repeated calls of each
-    build alternated: segments 1.09-1.12 ms, whole pairs of rows (with the
-    prefetch below) 1.18-1.22; a software prefetch of the next rows during
-    the pointwise step (2-13 % faster on Zen 4 over whole pairs) made
-    segments slower here (1.32-1.43 ms), so there is none. (Pairs of pixels
+    build alternated: segments 1.09-1.12 ms, whole pairs of rows 1.18-1.22
+    (those prefetched the next rows during the pointwise step, 2-13 %
+    faster on Zen 4; with segments that prefetch measured slower here,
+    1.32-1.43 ms, so there is none). (Pairs of pixels
     sharing whole vectors for MobileNet's 24 outputs, 18 multiply-adds per
     channel where the block does 12 whole and 12 half ones, measured alike,
     1.09-1.15 against 1.10-1.12 ms: the step is not bound by them.)

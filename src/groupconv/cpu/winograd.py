@@ -63,6 +63,7 @@ RESIDENT_WEIGHT_BYTES = 2**20
 #: Bound of a task's ``V`` while the weights stay in L2.
 SHORT_TASK_BYTES = 2**17
 
+
 def transform_weight(weight: np.ndarray, groups: int) -> np.ndarray:
     """``(C_out, Cg, 3, 3)`` -> ``G g G^T`` packed as ``(16, G, chunks, Cg, n)``, float32.
 

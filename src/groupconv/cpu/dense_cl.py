@@ -35,8 +35,8 @@ from ._jit import inlined, jit
 from ._simd import LANES, fma16, load4, load16, splat16, store4, store16
 from ._vector_width import REGISTER_VECTORS
 
-__all__ = ["OUTPUT_CHUNK", "OUTPUT_VECTORS", "PIXEL_BLOCK", "WEIGHT_TILE_BYTES", "channel_tile",
-           "dense_channels_last", "pack_weight"]
+__all__ = ["OUTPUT_CHUNK", "OUTPUT_VECTORS", "PIXEL_BLOCK", "WEIGHT_TILE_BYTES", "block_of",
+           "block_span", "channel_tile", "dense_channels_last", "pack_weight"]
 
 #: Output vectors one block computes: 4 (6 x 4 sums + 4 weights: 28 of 32
 #: registers), or 1 where the registers hold 8 vectors (6 sums + 1 weight).
@@ -172,6 +172,30 @@ _block = _block_4 if OUTPUT_VECTORS == 4 else _block_1
 
 
 @inlined
+def block_span(block, count):
+    """``(first, pixels)`` of block ``block`` of a run of ``count`` pixels (at least
+    :data:`PIXEL_BLOCK`): whole blocks, then the narrowest of 2, 4 or 6 pixels that covers
+    the rest; with an odd rest it overlaps its left neighbour (same values, stored twice)."""
+    full = count // PIXEL_BLOCK
+    tail = count - full * PIXEL_BLOCK
+    pixels = PIXEL_BLOCK if block < full else tail + tail % 2
+    return min(block * PIXEL_BLOCK, count - pixels), pixels
+
+
+@inlined
+def block_of(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, src, dst, pixels):
+    """:func:`_block` for a run-time ``pixels`` of :data:`PIXEL_BLOCK`, 4 or 2: each width
+    is a constant at its call, so a narrower block skips the other pixels' work."""
+    if pixels == PIXEL_BLOCK:
+        _block(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, src, dst,
+               PIXEL_BLOCK)
+    elif pixels == 4:
+        _block(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, src, dst, 4)
+    else:
+        _block(window, x0, pixel_step, row_step, taps, c_count, w_flat, w0, src, dst, 2)
+
+
+@inlined
 def _gather_window(x_flat, x_dims, n, top, left, rows, span, window):
     """``window[r, col, c]`` = input ``(n, top + r, left + col, c)``, 0 outside.
 
@@ -220,9 +244,6 @@ def dense_channels_last(x, w_packed, bias, out, stride, dilation, pad, tile_rows
     block_size = PIXEL_BLOCK * OUTPUT_CHUNK
     tiles = (h_out + tile_rows - 1) // tile_rows
     n_blocks = (w_out + PIXEL_BLOCK - 1) // PIXEL_BLOCK
-    full_blocks = w_out // PIXEL_BLOCK
-    tail_block = w_out - full_blocks * PIXEL_BLOCK
-    tail_block += tail_block % 2
     taps = (kh_size, kw_size, dh, c_group)
     for task in prange(n_batch * tiles):
         n = task // tiles
@@ -242,24 +263,12 @@ def dense_channels_last(x, w_packed, bias, out, stride, dilation, pad, tile_rows
                     for c0 in range(0, c_group, c_tile):
                         c_count = min(c_tile, c_group - c0)
                         for block in range(n_blocks):
-                            # The last block is the narrowest of 2, 4 or 6
-                            # pixels that covers the rest of the row; with an
-                            # odd rest it overlaps its left neighbour (same
-                            # values, stored twice).
-                            pixels = PIXEL_BLOCK if block < full_blocks else tail_block
-                            ow0 = min(block * PIXEL_BLOCK, w_out - pixels)
+                            ow0, pixels = block_span(block, w_out)
                             buffered = (sums, U(block * block_size), U(OUTPUT_CHUNK))
                             src = (bias, o0, U(0)) if c0 == 0 else buffered
                             dst = ((out_flat, o_row + U(ow0) * U(c_out) + o0, U(c_out))
                                    if c0 + c_count == c_group else buffered)
                             x_block = x_row + U(ow0) * pixel_step + U(g * c_group + c0)
                             w_tile = w_chunk + U(c0 * OUTPUT_CHUNK)
-                            if pixels == PIXEL_BLOCK:
-                                _block(window, x_block, pixel_step, row_step, taps, c_count,
-                                       w_flat, w_tile, src, dst, PIXEL_BLOCK)
-                            elif pixels == 4:
-                                _block(window, x_block, pixel_step, row_step, taps, c_count,
-                                       w_flat, w_tile, src, dst, 4)
-                            else:
-                                _block(window, x_block, pixel_step, row_step, taps, c_count,
-                                       w_flat, w_tile, src, dst, 2)
+                            block_of(window, x_block, pixel_step, row_step, taps, c_count,
+                                     w_flat, w_tile, src, dst, pixels)

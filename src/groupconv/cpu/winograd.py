@@ -26,7 +26,7 @@ image; see :func:`task_rows`): the input rows are gathered once into a
 zero-padded window, and transformed into ``V[e, tile, c]`` (``e`` the 16
 transform elements). Then per group and chunk of
 :data:`.dense_cl.OUTPUT_CHUNK` outputs, the 16 products run on the dense
-micro-kernel (:func:`.dense_cl._block`: 6 tiles x 64 outputs in registers
+micro-kernel (:func:`.dense_cl.block_of`: 6 tiles x 64 outputs in registers
 over the group's channels, the tiles of all the task's rows in one list)
 into ``M[e, tile, o]``, and the output transform adds the bias and writes
 the chunk's 2 x 2 tiles. Per task everything stays in L2: for 64 channels
@@ -43,7 +43,7 @@ from numba import prange
 from ._common import U, aligned_buffer, aligned_empty, kernel_bias, padded_input, rows_per_task
 from ._jit import inlined, jit
 from ._simd import LANES, add16, load16_first, store16_first, sub16
-from .dense_cl import OUTPUT_CHUNK, PIXEL_BLOCK, _block, _gather_window
+from .dense_cl import OUTPUT_CHUNK, PIXEL_BLOCK, _gather_window, block_of, block_span
 
 __all__ = ["PATCH", "RESIDENT_WEIGHT_BYTES", "SHORT_TASK_BYTES", "TILE", "TRANSFORMED_BYTES",
            "conv_winograd", "task_rows", "transform_weight", "winograd_channels_last"]
@@ -254,9 +254,6 @@ def winograd_channels_last(x, u_packed, bias, zeros, out, pad_top, pad_left, til
                 v[U(e) * v_plane + U(all_tiles) * pixel_step:U(e + 1) * v_plane] = 0
         m = aligned_buffer(PATCH * PATCH * blocked * OUTPUT_CHUNK, x)
         n_blocks = (blocked + PIXEL_BLOCK - 1) // PIXEL_BLOCK
-        full_blocks = blocked // PIXEL_BLOCK
-        tail_block = blocked - full_blocks * PIXEL_BLOCK
-        tail_block += tail_block % 2
         for g in range(groups):
             for chunk in range(chunks):
                 w_chunk = U((g * chunks + chunk) * c_group * OUTPUT_CHUNK)
@@ -265,20 +262,12 @@ def winograd_channels_last(x, u_packed, bias, zeros, out, pad_top, pad_left, til
                     m_e = U(e) * m_plane
                     w_e = U(e) * e_size + w_chunk
                     for block in range(n_blocks):
-                        pixels = PIXEL_BLOCK if block < full_blocks else tail_block
-                        t0 = min(block * PIXEL_BLOCK, blocked - pixels)
+                        t0, pixels = block_span(block, blocked)
                         src = (zeros, U(0), U(0))
                         dst = (m, m_e + U(t0 * OUTPUT_CHUNK), U(OUTPUT_CHUNK))
                         x_block = v_e + U(t0) * pixel_step
-                        if pixels == PIXEL_BLOCK:
-                            _block(v, x_block, pixel_step, U(0), taps, c_group, u_flat, w_e,
-                                   src, dst, PIXEL_BLOCK)
-                        elif pixels == 4:
-                            _block(v, x_block, pixel_step, U(0), taps, c_group, u_flat, w_e,
-                                   src, dst, 4)
-                        else:
-                            _block(v, x_block, pixel_step, U(0), taps, c_group, u_flat, w_e,
-                                   src, dst, 2)
+                        block_of(v, x_block, pixel_step, U(0), taps, c_group, u_flat, w_e,
+                                 src, dst, pixels)
                 o0 = g * per_group + chunk * OUTPUT_CHUNK
                 outputs = min(OUTPUT_CHUNK, per_group - chunk * OUTPUT_CHUNK)
                 for r in range(count):

@@ -128,15 +128,23 @@ def test_shapes_it_does_not_take(rng):
 
 def test_packing_zero_fills_lanes_past_the_groups(rng):
     w = rng.standard_normal((20 * 8, 3, 2, 2))
-    packed = grouped_cl.pack_weight(w, 20, 16)
+    bias = rng.standard_normal(20 * 8)
+    packed, packed_bias = grouped_cl.pack_weight_and_bias(w, bias, 20, 16, 4)
     assert packed.shape == (2, 2, 3, 2, 2, 4, 16)
+    assert packed_bias.shape == (2, 2, 4, 16)
+    assert packed.ctypes.data % 64 == 0 and packed_bias.ctypes.data % 64 == 0
     # Output j0*4 + j of group chunk*16 + lane, input channel c, tap (kh, kw).
     assert packed[1, 1, 2, 0, 1, 3, 2] == w[(16 + 2) * 8 + 4 + 3, 2, 0, 1]
+    assert packed[0, 0, 1, 1, 0, 2, 5] == w[5 * 8 + 2, 1, 1, 0]
     assert (packed[:, 1, ..., 4:] == 0).all()
-    bias = rng.standard_normal(20 * 8)
-    packed_bias = grouped_cl.pack_bias(bias, 20, 16)
     assert packed_bias[1, 0, 2, 5] == bias[5 * 8 + 4 + 2]
     assert (packed_bias[:, 1, :, 4:] == 0).all()
+    # Every value lands once: the nonzero lanes hold exactly the weight's values.
+    assert sorted(packed[packed != 0]) == sorted(w[w != 0])
+    depthwise, depthwise_bias = grouped_cl.pack_weight_and_bias(w[:20, :1], bias[:20], 20, 32, 1)
+    assert depthwise.shape == (1, 1, 1, 2, 2, 1, 32)
+    np.testing.assert_array_equal(depthwise[0, 0, 0, :, :, 0, :20], w[:20, 0].transpose(1, 2, 0))
+    np.testing.assert_array_equal(depthwise_bias[0, 0, 0], np.r_[bias[:20], np.zeros(12)])
     assert [grouped_cl.lane_count(g) for g in (1, 8, 9, 16, 17, 32, 33, 100)] == [
         16, 16, 16, 16, 32, 32, 32, 32]
 

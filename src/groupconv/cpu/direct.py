@@ -40,8 +40,7 @@ from .grouped_cl import (
     grouped_channels_last,
     grouped_channels_last_unit,
     lane_count,
-    pack_bias,
-    pack_weight,
+    pack_weight_and_bias,
 )
 
 __all__ = [
@@ -296,8 +295,7 @@ def _window_route(spec, block, stride, dilation, lanes=None):
 
     def bind(x5, weight, bias):
         w4 = weight.reshape(weight.shape[:2] + kernel[1:])
-        return (x5, pack_weight(w4, groups, lanes, block),
-                pack_bias(bias, groups, lanes, block))
+        return (x5, *pack_weight_and_bias(w4, bias, groups, lanes, block))
 
     out_w = to_3d(spec.out_spatial, 1)[2]
     span = (out_w - 1) * stride[2] + (kernel[2] - 1) * dilation[2] + 1

@@ -34,20 +34,18 @@ share each weight vector; the driver uses it for 7x7 kernels.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import prange, types
 from numba.extending import overload
 
-from ._common import U, aligned_buffer, aligned_copy
+from ._common import U, aligned_buffer
 from ._jit import inlined, jit
 from ._simd import LANES, fma16, load4, load16, put16, store16, stream_fence, streams
 from ._vector_width import REGISTER_VECTORS, wide_vectors
 
 __all__ = ["DEPTHWISE_LANES", "DEPTHWISE_PIXELS", "OUTPUT_BLOCK", "PIXEL_BLOCK", "STRIP_BLOCKS",
            "depthwise_window_channels_last", "grouped_channels_last", "grouped_channels_last_unit",
-           "lane_count", "pack_bias", "pack_weight"]
+           "lane_count", "pack_weight_and_bias"]
 
 #: Adjacent output pixels one block computes.
 PIXEL_BLOCK = 4
@@ -83,29 +81,39 @@ def lane_count(groups: int, dtype=np.float64) -> int:
     return next((lanes for lanes in _LANE_COUNTS if groups <= lanes), _LANE_COUNTS[-1])
 
 
-def pack_weight(weight: np.ndarray, groups: int, lanes: int,
-                block: int = OUTPUT_BLOCK) -> np.ndarray:
-    """``(C_out, Cg, kh, kw)`` -> ``(O // B, ceil(G / L), Cg, kh, kw, B, L)``, zero lanes past G.
+@jit(parallel=False)
+def pack_weight_and_bias(weight, bias, groups, lanes, block):
+    """The weight and bias as the window kernels read them, zero lanes past the groups.
 
-    ``B`` (``block``) is the outputs per group one block computes: 4, or 1 for depthwise.
+    ``weight`` ``(C_out, Cg, kh, kw)`` -> ``(O // B, ceil(G / L), Cg, kh,
+    kw, B, L)`` and ``bias`` ``(C_out,)`` -> ``(O // B, ceil(G / L), B,
+    L)``, both 64-byte aligned, where ``O = C_out // G``, ``L`` is
+    ``lanes`` and ``B`` (``block``) the outputs per group one block
+    computes: :data:`OUTPUT_BLOCK`, or 1 for depthwise. Compiled, not NumPy:
+    the transposes and copies from Python cost 30 us a call right after a
+    kernel (measured, dw7x7_convnext_56, with the caches cold).
     """
     c_out, c_group, kh, kw = weight.shape
     per_group = c_out // groups
-    chunks = math.ceil(groups / lanes)
-    # (G, O, Cg, kh, kw) -> (O//B, B, Cg, kh, kw, G)
-    w = weight.reshape(groups, per_group // block, block, c_group, kh, kw)
-    w = w.transpose(1, 3, 4, 5, 2, 0)
-    packed = np.zeros(w.shape[:-1] + (chunks * lanes,), dtype=weight.dtype)
-    packed[..., :groups] = w
-    packed = packed.reshape(w.shape[:-1] + (chunks, lanes))
-    return aligned_copy(np.moveaxis(packed, -2, 1))
-
-
-def pack_bias(bias: np.ndarray, groups: int, lanes: int,
-              block: int = OUTPUT_BLOCK) -> np.ndarray:
-    """``(C_out,)`` -> ``(O // B, ceil(G / L), B, L)``, zero lanes past G (see pack_weight)."""
-    packed = pack_weight(bias.reshape(-1, 1, 1, 1), groups, lanes, block)
-    return packed.reshape(packed.shape[:2] + packed.shape[-2:])
+    blocks = per_group // block
+    chunks = (groups + lanes - 1) // lanes
+    w_flat = aligned_buffer(blocks * chunks * c_group * kh * kw * block * lanes, weight)
+    b_flat = aligned_buffer(blocks * chunks * block * lanes, weight)
+    w_flat[:] = 0
+    b_flat[:] = 0
+    w_packed = w_flat.reshape((blocks, chunks, c_group, kh, kw, block, lanes))
+    b_packed = b_flat.reshape((blocks, chunks, block, lanes))
+    for g in range(groups):
+        chunk, lane = g // lanes, g % lanes
+        for j0 in range(blocks):
+            for j in range(block):
+                o = g * per_group + j0 * block + j
+                b_packed[j0, chunk, j, lane] = bias[o]
+                for c in range(c_group):
+                    for i in range(kh):
+                        for k in range(kw):
+                            w_packed[j0, chunk, c, i, k, j, lane] = weight[o, c, i, k]
+    return w_packed, b_packed
 
 
 @inlined
@@ -566,8 +574,8 @@ def grouped_channels_last(x, w_packed, bias_packed, out, stride, dilation, pad, 
     """Grouped convolution of 2-D channels_last data, ``C_out // G`` a multiple of 4.
 
     ``x`` is ``(N, 1, H, W, C_in)`` (channels in the input's order ``g*Cg + c``),
-    ``w_packed`` and ``bias_packed`` come from :func:`pack_weight` and
-    :func:`pack_bias` with ``L = len(lanes)``, ``out`` is ``(N, 1, H_out,
+    ``w_packed`` and ``bias_packed`` come from :func:`pack_weight_and_bias`
+    with ``L = len(lanes)``, ``out`` is ``(N, 1, H_out,
     W_out, C_out)`` with ``W_out >= PIXEL_BLOCK``; ``stride``, ``dilation``
     and ``pad`` are 3-tuples (the first entry unused). A pass covers one
     kernel row, its taps unrolled ``len(unroll_w)`` at a time (the kernel

@@ -88,3 +88,36 @@ def test_a_route_is_kept_per_geometry_and_thread_count():
     # Keywords that are not cache keys take a fresh route every time.
     groupconv.conv(x2, w, groups=32, padding=[1, 1], layout="channels_last")
     assert len(direct._ROUTES) == 3
+
+
+def test_a_spec_has_every_field_and_stays_frozen():
+    # conv_spec fills the instance directly (not through the dataclass's
+    # __init__): every field must be its own, none left to a class default.
+    import dataclasses
+
+    spec = _spec.conv_spec(X, W, None, groups=2, padding=1)
+    assert set(vars(spec)) == {f.name for f in dataclasses.fields(_spec.ConvSpec)}
+    assert spec.key is not None and spec.stream is None and spec.caller is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.groups = 1
+    # replace() goes through __init__: the same fields come back.
+    copy = dataclasses.replace(spec)
+    assert all(getattr(copy, name) is getattr(spec, name) for name in vars(spec))
+
+
+def test_the_algorithm_auto_picks_is_kept_per_geometry():
+    from groupconv import _dispatch
+
+    _dispatch._CHOICES.clear()
+    x = RNG.standard_normal((1, 64, 8, 8)).astype(np.float32)
+    dense = _spec.conv_spec(x, RNG.standard_normal((64, 64, 3, 3)).astype(np.float32))
+    depthwise = _spec.conv_spec(x, RNG.standard_normal((64, 1, 3, 3)).astype(np.float32),
+                                groups=64)
+    assert _dispatch.choose_algorithm(dense) == "winograd"
+    assert _dispatch.choose_algorithm(depthwise) == "direct"
+    assert _dispatch._CHOICES == {dense.key: "winograd", depthwise.key: "direct"}
+    # An explicit algorithm is never looked up or kept.
+    forced = _spec.conv_spec(x, RNG.standard_normal((64, 64, 3, 3)).astype(np.float32),
+                             algorithm="gemm")
+    assert _dispatch.choose_algorithm(forced) == "gemm"
+    assert len(_dispatch._CHOICES) == 2

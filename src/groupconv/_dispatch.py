@@ -56,10 +56,27 @@ def _winograd_wins(spec: ConvSpec) -> bool:
     return weight_bytes <= _WINOGRAD_MAX_WEIGHT_BYTES or not register_kernel_applies(spec)
 
 
+#: Algorithms "auto" picked, per :attr:`.ConvSpec.key` (the pick depends on the
+#: call geometry alone): a repeated call skips the rules below.
+_CHOICES: dict = {}
+CHOICE_CACHE_SIZE = 256
+
+
 def choose_algorithm(spec: ConvSpec) -> str:
     """The CPU algorithm that runs ``spec``: the one asked for, or the one "auto" picks."""
     if spec.algorithm != "auto":
         return spec.algorithm
+    if spec.key is None:
+        return _auto_algorithm(spec)
+    choice = _CHOICES.get(spec.key)
+    if choice is None:
+        if len(_CHOICES) >= CHOICE_CACHE_SIZE:
+            _CHOICES.clear()
+        choice = _CHOICES[spec.key] = _auto_algorithm(spec)
+    return choice
+
+
+def _auto_algorithm(spec: ConvSpec) -> str:
     if _winograd_wins(spec):
         return "winograd"
     reduction = spec.weight.shape[1] * math.prod(spec.kernel_size)

@@ -40,13 +40,22 @@ def test_channel_chunks(rng, channels):
 
 
 # Interior rows: exactly two, an odd count (the last task's overlapping
-# pair), even; interior columns: one, one block of 4, a partial last block;
+# pair), even; interior columns: one, a short row walked whole (up to
+# SHORT_ROW), longer rows in walks of COLUMN_BLOCK with a partial last one;
 # several images (pairs never span two images).
 @pytest.mark.parametrize("spatial, batch", [
-    ((4, 5), 3), ((5, 3), 2), ((7, 6), 1), ((8, 11), 2), ((9, 14), 3),
+    ((4, 5), 3), ((5, 3), 2), ((7, 6), 1), ((8, 11), 2), ((9, 14), 3), ((5, 18), 1),
+    ((6, 23), 2),
 ])
 def test_rows_columns_and_images(rng, spatial, batch):
     check(rng, batch, spatial, 16, padding=1)
+
+
+def test_the_cases_above_take_both_kinds_of_walk():
+    # Widths 18 and 23 at padding 1: 16 and 21 interior columns.
+    assert depthwise3x3_cl.SHORT_ROW == 16 and depthwise3x3_cl.COLUMN_BLOCK == 4
+    assert depthwise3x3_cl.columns_per_walk(16) == 16
+    assert depthwise3x3_cl.columns_per_walk(21) == 4
 
 
 @pytest.mark.parametrize("stride, dilation, padding", [

@@ -37,6 +37,7 @@ from ._common import (
 from ._jit import inlined, jit
 from ._vector_width import wide_vectors
 from .depthwise3x3_cl import (
+    COLUMN_BLOCK,
     border_pixels,
     edge_columns,
     interior_pair,
@@ -206,7 +207,7 @@ def _separable_3x3_channels_last(x, dw, pw, pw_bias, out, stride, dilation, pad)
                     if lo < hi:
                         # The tile is read right back: no streaming stores.
                         interior_pair(x_flat, x_dims, n, oh, geometry, w_flat, zeros, mid, U(0),
-                                      mid_row, lo, hi, False)
+                                      mid_row, lo, hi, False, COLUMN_BLOCK)
                     edge_columns(x_flat, x_dims, n, oh, geometry, w_flat, zeros, mid, U(0),
                                  mid_row, a, b, ow_lo, ow_hi)
                 elif segment == 0:

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 
 from ._spec import ConvSpec, SeparableSpec, winograd_misfit
-from .cpu._common import aligned_empty
+from .cpu._common import aligned_empty, kept
 from .cpu.direct import conv_direct, register_kernel_applies
 from .cpu.gemm import conv_gemm
 from .cpu.separable import conv_separable
@@ -68,12 +68,7 @@ def choose_algorithm(spec: ConvSpec) -> str:
         return spec.algorithm
     if spec.key is None:
         return _auto_algorithm(spec)
-    choice = _CHOICES.get(spec.key)
-    if choice is None:
-        if len(_CHOICES) >= CHOICE_CACHE_SIZE:
-            _CHOICES.clear()
-        choice = _CHOICES[spec.key] = _auto_algorithm(spec)
-    return choice
+    return kept(_CHOICES, spec.key, CHOICE_CACHE_SIZE, lambda: _auto_algorithm(spec))
 
 
 def _auto_algorithm(spec: ConvSpec) -> str:

@@ -12,7 +12,7 @@ from .._validate import PADDING_MODES
 from ._jit import inlined, jit
 
 __all__ = ["ALIGNMENT", "U", "add_row_taps", "aligned_buffer", "aligned_copy", "aligned_empty",
-           "interior_columns", "kernel_bias", "padded_input", "rows_per_task", "to_3d",
+           "interior_columns", "kept", "kernel_bias", "padded_input", "rows_per_task", "to_3d",
            "valid_range", "writeable_c_order"]
 
 # Why the inner loops index flat arrays with np.uint64 offsets: Numba wraps
@@ -103,6 +103,18 @@ def add_row_taps(out_flat, dst, x_flat, src, tap, shift, step, size, lo, hi):
         stride = U(step)
         for i in range(U(b - a)):
             out_flat[start + i] += tap * x_flat[first + i * stride]
+
+
+def kept(cache: dict, key, limit: int, make):
+    """``cache[key]``, made by ``make()`` and kept on a miss; a full cache (``limit``
+    entries) is emptied first. For the per-geometry caches of the dispatcher and the
+    direct driver: a network has a few dozen distinct layers, so emptying is rare."""
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= limit:
+            cache.clear()
+        value = cache[key] = make()
+    return value
 
 
 def to_3d(values, fill):

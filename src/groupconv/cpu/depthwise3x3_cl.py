@@ -86,6 +86,13 @@ def applies(spec, x5_shape, stride, dilation, pad) -> bool:
 
 
 @inlined
+def _row_weights(w_flat, at, c):
+    """The three weight vectors of one kernel row of the tap-major weight (:func:`tap_major`),
+    from ``w_flat[at]``: its taps are ``c`` (the channel count) apart."""
+    return load16(w_flat, at), load16(w_flat, at + c), load16(w_flat, at + U(2) * c)
+
+
+@inlined
 def _pair(x_flat, s0, r_step, row_shift, sw, w_flat, c0, c, bias, out_flat, d0, d1, n_cols,
           stream):
     """Two output rows of one chunk of channels over ``n_cols`` interior columns.
@@ -98,15 +105,9 @@ def _pair(x_flat, s0, r_step, row_shift, sw, w_flat, c0, c, bias, out_flat, d0, 
     ``stream`` (see :func:`._simd.streams`). At stride 2 each step prefetches
     the input rows :data:`S2_PREFETCH_PIXELS` pixels ahead.
     """
-    w00 = load16(w_flat, c0)
-    w01 = load16(w_flat, c0 + c)
-    w02 = load16(w_flat, c0 + U(2) * c)
-    w10 = load16(w_flat, c0 + U(3) * c)
-    w11 = load16(w_flat, c0 + U(4) * c)
-    w12 = load16(w_flat, c0 + U(5) * c)
-    w20 = load16(w_flat, c0 + U(6) * c)
-    w21 = load16(w_flat, c0 + U(7) * c)
-    w22 = load16(w_flat, c0 + U(8) * c)
+    w00, w01, w02 = _row_weights(w_flat, c0, c)
+    w10, w11, w12 = _row_weights(w_flat, c0 + U(3) * c, c)
+    w20, w21, w22 = _row_weights(w_flat, c0 + U(6) * c, c)
     b = load16(bias, c0)
     # First output row's input rows p0..p2, second's q0..q2.
     p0 = s0 + c0
@@ -294,12 +295,10 @@ def _border_walk(x_flat, s0, r_step, col, w_flat, k0, two, c0, c, bias, out_flat
     output vector costs 3 or 6 loads and FMAs.
     """
     w0 = U(3 * k0) * c + c0
-    wa0, wa1, wa2 = load16(w_flat, w0), load16(w_flat, w0 + c), load16(w_flat, w0 + U(2) * c)
+    wa0, wa1, wa2 = _row_weights(w_flat, w0, c)
     wb0, wb1, wb2 = wa0, wa1, wa2
     if two:
-        wb0 = load16(w_flat, w0 + U(3) * c)
-        wb1 = load16(w_flat, w0 + U(4) * c)
-        wb2 = load16(w_flat, w0 + U(5) * c)
+        wb0, wb1, wb2 = _row_weights(w_flat, w0 + U(3) * c, c)
     b = load16(bias, c0)
     p = s0 + c0
     q = p + r_step
@@ -335,6 +334,8 @@ def border_pixels(x_flat, x_dims, n, oh, geometry, w_flat, bias, dst, d_row, w_o
     k_lo, k_hi = valid_range(top, dh, h_in, 3)
     ow_lo, ow_hi = interior_columns(3, sw, 1, pw, w_in, w_out)
     if k_hi - k_lo < 1 or k_hi - k_lo > 2:
+        # No kernel row inside the input (the sum is the bias; a border row never
+        # has all three): every pixel below.
         ow_lo = ow_hi = 0
     s0 = U(((n * h_in + top + k_lo * dh) * w_in + ow_lo * sw - pw) * channels)
     d0 = d_row + U(ow_lo) * c

@@ -19,6 +19,7 @@ import numpy as np
 from . import depthwise3x3_cl, depthwise_cf, pointwise_cl
 from ._common import (
     aligned_copy,
+    kept,
     kernel_bias,
     padded_input,
     rows_per_task,
@@ -145,13 +146,8 @@ def direct_arguments(spec):
     """
     x, pads = padded_input(spec)
     key = None if spec.key is None else (spec.key, numba.get_num_threads())
-    route = None if key is None else _ROUTES.get(key)
-    if route is None:
-        route = _route(spec, x, pads)
-        if key is not None:
-            if len(_ROUTES) >= ROUTE_CACHE_SIZE:
-                _ROUTES.clear()
-            _ROUTES[key] = route
+    route = (_route(spec, x, pads) if key is None
+             else kept(_ROUTES, key, ROUTE_CACHE_SIZE, lambda: _route(spec, x, pads)))
     x5 = np.ascontiguousarray(x.reshape(route.x5_shape))
     before = route.bind(x5, spec.weight.reshape(route.weight_shape), kernel_bias(spec))
     return route.kernel, before, route.after

@@ -433,11 +433,14 @@ def test_depthwise_3x3_stride2_channels_first(rng):
 
 # Depthwise 3x3 and 7x7 channels_first (float32, stride 1, dilation 1 along H) run in
 # register blocks of 4 output rows x 16 flat outputs (cpu/depthwise_cf.py):
-# heights around and under a block, widths around and under a vector (and
-# padded rows of one vector), a multiplier, dilation along W, lopsided
-# padding, and a NaN that stays put. Outputs at least 4 x 16 are stored in
-# place, with a last block and last vectors that overlap their neighbours
-# (13 x 17, 11 x 33, exactly 4 x 16); the others through the flat buffer.
+# heights around and under a block, widths around and under a vector, a
+# multiplier, dilation along W, lopsided padding, and a NaN that stays put.
+# Outputs at least 4 x 16 are stored in place, with a last block and last
+# vectors that overlap their neighbours (13 x 17, 11 x 33, exactly 4 x 16);
+# outputs narrower than 16 read the input straight in blocks of 7 or 4 rows
+# (the cuts 7 + 7, 7 + 4, 4 + 4, 4 x 4 and a plane shorter than a block),
+# with whole-vector stores that span several rows of a 3-wide plane, padding
+# wider than the kernel, and taps whose columns all lie on the padding.
 @pytest.mark.parametrize("size", [3, 7])
 def test_depthwise_row_blocks_channels_first(rng, size):
     from groupconv.cpu import depthwise_cf
@@ -449,12 +452,44 @@ def test_depthwise_row_blocks_channels_first(rng, size):
         (2, 1, (11, 33), 1, [(size - 1, 0), (0, size - 2)]),
         (1, 1, (size, size), 1, "valid"),
         (2, 1, (4, 16), 1, size // 2),
-        # Padded rows of exactly one vector (the literal pitch of narrow planes).
         (1, 2, (6, 17 - size), 1, size // 2),
+        (2, 1, (14, 14), 1, size // 2),
+        (1, 1, (10, 15), 1, size // 2),
+        (1, 2, (8, 8), 1, size // 2),
+        (1, 1, (16, 3), 1, size // 2),
+        (2, 1, (5, 4), 1, [(size, 1), (size + 2, 0)]),
+        (1, 1, (9, 2), (1, 3), [(1, size - 1), (size + 5, size)]),
     ]:
         check_depthwise_channels_first(rng, c_in, multiplier, spatial, size, 1,
                                        depthwise_cf.depthwise_rows_channels_first,
                                        dilation=dilation, padding=padding)
+
+
+def test_narrow_plane_block_cut():
+    # Against every cut into blocks of 7 and 4 rows: the fewest rows computed,
+    # then the fewest blocks; 7x7 kernels take blocks of 4 only.
+    from groupconv.cpu.depthwise_cf import narrow_blocks
+
+    for h_out in range(1, 40):
+        cuts = [(7 * a + 4 * b, a + b, a) for a in range(h_out // 7 + 2)
+                for b in range(h_out // 4 + 2) if 7 * a + 4 * b >= h_out]
+        assert narrow_blocks(h_out, 3) == min(cuts)[2], h_out
+        assert narrow_blocks(h_out, 7) == 0
+    assert [narrow_blocks(h, 3) for h in (7, 8, 10, 14)] == [1, 0, 1, 2]
+
+
+def test_narrow_planes_write_nothing_past_the_output(rng):
+    # Whole-vector stores of 16 lanes write past a row of a narrow plane; the
+    # last rows are masked, so nothing lands past the output (or before it).
+    x = make_input(rng, 2, 3, (6, 5), "channels_first", np.float32)
+    w = rng.standard_normal((3, 1, 3, 3)).astype(np.float32)
+    size = 2 * 3 * 6 * 5
+    store = np.full(size + 48, -7.0, np.float32)
+    out = store[16:16 + size].reshape(2, 3, 6, 5)
+    groupconv.conv(x, w, groups=3, padding=1, out=out)
+    assert_matches_reference(out, reference.conv(x, w, groups=3, padding=1), scale=36.0)
+    np.testing.assert_array_equal(store[:16], -7.0)
+    np.testing.assert_array_equal(store[16 + size:], -7.0)
 
 
 # Depthwise channels_first at unit stride copies each plane into a zero-padded

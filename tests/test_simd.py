@@ -15,6 +15,7 @@ from groupconv.cpu._simd import (
     load8,
     load16,
     load16_first,
+    load16_window,
     odd16,
     splat8,
     splat16,
@@ -118,6 +119,32 @@ def test_load16_first_reads_count_values_and_zeros_the_rest(rng, count):
     _load_first(src, 20 - count, count, dst)
     np.testing.assert_array_equal(dst[:count], src[20 - count:])
     assert (dst[count:] == 0).all()
+
+
+@numba.njit(cache=True)
+def _load_window(first, first_at, second, second_at, from_first, shift, lo, hi, dst):
+    store16(dst, 0, load16_window(first, first_at, second, second_at, from_first, shift, lo,
+                                  hi))
+
+
+@pytest.mark.parametrize("from_first", [True, False])
+@pytest.mark.parametrize("shift, lo, hi", [(-2, 2, 9), (0, 0, 16), (3, 0, 5), (-1, 5, 3),
+                                           (2, -4, 40)])
+def test_load16_window_reads_the_window_of_the_chosen_array(rng, from_first, shift, lo, hi):
+    # Lane j of the window holds array[at + shift + j]; the other lanes are zeros
+    # and are not read: the window may start before the array (a negative
+    # shift) or end at its end (checked under NUMBA_BOUNDSCHECK=1); lo and hi
+    # are clamped to 0..16; an empty window reads nothing.
+    first = rng.standard_normal(20).astype(np.float32)
+    second = rng.standard_normal(LANES + 4).astype(np.float32)
+    dst = np.full(LANES, -1.0, dtype=np.float32)
+    array, at = (first, 2) if from_first else (second, 2)
+    _load_window(first, 2, second, 2, from_first, shift, lo, hi, dst)
+    lo, hi = min(max(lo, 0), LANES), min(max(hi, 0), LANES)
+    want = np.zeros(LANES, np.float32)
+    for j in range(lo, hi):
+        want[j] = array[at + shift + j]
+    np.testing.assert_array_equal(dst, want)
 
 
 @pytest.mark.skipif(not numba.config.BOUNDSCHECK, reason="checked only under NUMBA_BOUNDSCHECK=1")

@@ -27,9 +27,10 @@ from ._common import U
 from ._jit import inlined
 
 __all__ = ["LANES", "STREAM_BYTES", "add16", "copy_run", "even16", "fma8", "fma16", "load4",
-           "load8", "load16", "load16_first", "odd16", "put16", "splat8", "splat16", "store4",
-           "store8_first", "store16", "store16_first", "store16_stream", "stream_fence",
-           "streams", "sub16", "vector8", "vector16", "vfma", "vload", "vsplat", "vstore_first"]
+           "load8", "load16", "load16_first", "load16_window", "odd16", "put16", "splat8",
+           "splat16", "store4", "store8_first", "store16", "store16_first", "store16_stream",
+           "stream_fence", "streams", "sub16", "vector8", "vector16", "vfma", "vload", "vsplat",
+           "vstore_first"]
 
 #: Lanes of one vector.
 LANES = 16
@@ -233,15 +234,36 @@ store16_first = _store_first(vector16)
 store8_first = _store_first(vector8)
 
 
+def _lane_indices(value, lanes=LANES):
+    """The vector ``0, 1, ..., lanes - 1`` of ``value``'s integer type."""
+    return ir.Constant(ir.VectorType(value.type, lanes), list(range(lanes)))
+
+
+def _splat_integer(builder, value, lanes=LANES):
+    """``lanes`` copies of the integer ``value``."""
+    vector_type = ir.VectorType(value.type, lanes)
+    return builder.shuffle_vector(
+        builder.insert_element(ir.Constant(vector_type, ir.Undefined), value,
+                               ir.Constant(ir.IntType(32), 0)),
+        ir.Constant(vector_type, ir.Undefined),
+        ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+
+
 def _first_lanes(builder, count, lanes=LANES):
     """The mask of the first ``count`` (an ``intp`` value) of ``lanes`` lanes."""
-    index = ir.Constant(ir.VectorType(count.type, lanes), list(range(lanes)))
-    bound = builder.shuffle_vector(
-        builder.insert_element(ir.Constant(ir.VectorType(count.type, lanes), ir.Undefined),
-                               count, ir.Constant(ir.IntType(32), 0)),
-        ir.Constant(ir.VectorType(count.type, lanes), ir.Undefined),
-        ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
-    return builder.icmp_signed("<", index, bound)
+    return builder.icmp_signed("<", _lane_indices(count, lanes),
+                               _splat_integer(builder, count, lanes))
+
+
+def _masked_load(builder, pointer, mask):
+    """``llvm.masked.load`` of 16 floats at ``pointer``: the lanes of ``mask``, zeros in the
+    others (not read)."""
+    vector = _ir_vector(LANES)
+    function_type = ir.FunctionType(vector, [pointer.type, ir.IntType(32), mask.type, vector])
+    load = cgutils.get_or_insert_function(builder.module, function_type,
+                                          f"llvm.masked.load.v{LANES}f32.p0")
+    return builder.call(load, [pointer, ir.Constant(ir.IntType(32), 4), mask,
+                               ir.Constant(vector, [0.0] * LANES)])
 
 
 @intrinsic
@@ -260,16 +282,62 @@ def load16_first(typingctx, array, offset, count):
     def codegen(context, builder, signature, args):
         count = context.cast(builder, args[2], signature.args[2], types.intp)
         pointer = _vector_pointer(context, builder, *signature.args[:2], *args[:2], count=count)
-        mask = _first_lanes(builder, count)
-        vector = _ir_vector(LANES)
-        function_type = ir.FunctionType(vector, [pointer.type, ir.IntType(32), mask.type,
-                                                 vector])
-        load = cgutils.get_or_insert_function(builder.module, function_type,
-                                              f"llvm.masked.load.v{LANES}f32.p0")
-        return builder.call(load, [pointer, ir.Constant(ir.IntType(32), 4), mask,
-                                   ir.Constant(vector, [0.0] * LANES)])
+        return _masked_load(builder, pointer, _first_lanes(builder, count))
 
     return vector16(array, offset, count), codegen
+
+
+@intrinsic
+def load16_window(typingctx, first, first_at, second, second_at, from_first, shift, lo, hi):
+    """Lanes ``lo <= j < hi`` of ``first[first_at + shift :][:16]`` where ``from_first``,
+    else of ``second[second_at + shift :][:16]``; zeros in the other lanes (``lo`` and
+    ``hi`` clamped to 0..16).
+
+    A masked load (one instruction with AVX-512, ``vmaskmovps`` without):
+    the lanes outside the window are not read, so an offset itself may lie
+    before or past its array (a row's left padding) as long as the window's
+    elements lie inside. The choice of array is a choice of address (a
+    scalar select: choosing between two arrays in Numba code costs their
+    reference counts) made before the ``shift``, so loads of one row at
+    several shifts share it; the mask depends on ``lo`` and ``hi`` only, so
+    a loop in which they are fixed computes it once.
+    """
+    if not (_is_float32_array(first) and _is_float32_array(second)
+            and all(isinstance(t, types.Integer) for t in (first_at, second_at, shift, lo, hi))
+            and isinstance(from_first, types.Boolean)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        def intp(k):
+            return context.cast(builder, args[k], signature.args[k], types.intp)
+
+        def clamp(value):
+            zero, lanes = ir.Constant(value.type, 0), ir.Constant(value.type, LANES)
+            value = builder.select(builder.icmp_signed("<", value, zero), zero, value)
+            return builder.select(builder.icmp_signed(">", value, lanes), lanes, value)
+
+        shift, lo, hi = intp(5), clamp(intp(6)), clamp(intp(7))
+        take_first = context.cast(builder, args[4], signature.args[4], types.boolean)
+        pointers, sizes = [], []
+        for array, at in ((0, 1), (2, 3)):
+            view = context.make_array(signature.args[array])(context, builder, args[array])
+            pointers.append(builder.gep(view.data, [intp(at)]))
+            sizes.append((intp(at), view.nitems))
+        if config.BOUNDSCHECK:
+            at = builder.add(builder.select(take_first, sizes[0][0], sizes[1][0]), shift)
+            size = builder.select(take_first, sizes[0][1], sizes[1][1])
+            with builder.if_then(builder.icmp_signed("<", lo, hi)):
+                cgutils.do_boundscheck(context, builder, builder.add(at, lo), size)
+                last = builder.sub(builder.add(at, hi), ir.Constant(at.type, 1))
+                cgutils.do_boundscheck(context, builder, last, size)
+        pointer = builder.bitcast(builder.gep(builder.select(take_first, *pointers), [shift]),
+                                  _ir_vector(LANES).as_pointer())
+        lane = _lane_indices(lo)
+        mask = builder.and_(builder.icmp_signed(">=", lane, _splat_integer(builder, lo)),
+                            builder.icmp_signed("<", lane, _splat_integer(builder, hi)))
+        return _masked_load(builder, pointer, mask)
+
+    return vector16(first, first_at, second, second_at, from_first, shift, lo, hi), codegen
 
 
 def _pick(parity):

@@ -22,13 +22,16 @@ in one process with the flat passes: dw7x7_convnext_56 2.55 ms against
 3.59 ms, dw3x3_mult2_28 0.33 against 0.38 ms, dw3x3_14 0.177 against 0.189
 ms, dw3x3_mbv2_56 2.07-2.60 against 2.09-2.79 ms). It and the stride-2
 kernel copy their padded input rows in as they go, prefetch the rows after,
-and store in place (see each kernel's notes for the measurements).
+and store in place (see each kernel's notes for the measurements). Outputs
+narrower than a vector read the input straight, with masked loads whose
+zero lanes are the padding (:func:`_narrow_plane`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import prange
+from numba.cpython.unsafe.tuple import tuple_setitem
 
 from ._common import U, aligned_buffer
 from ._jit import inlined, jit
@@ -39,6 +42,7 @@ from ._simd import (
     even16,
     fma16,
     load16,
+    load16_window,
     odd16,
     splat16,
     store16,
@@ -46,9 +50,10 @@ from ._simd import (
 )
 from ._vector_width import wide_vectors
 
-__all__ = ["MAX_ROWS", "PLANES_PER_TASK", "RING_ROWS", "ROWS_AHEAD", "ROW_BLOCK",
-           "S2_AHEAD_ROWS", "depthwise_3x3_s2_channels_first", "depthwise_channels_first",
-           "depthwise_rows_channels_first", "rows_apply", "s2_applies"]
+__all__ = ["MAX_ROWS", "MAX_TALL_KERNEL", "NARROW_BLOCKS", "PLANES_PER_TASK", "RING_ROWS",
+           "ROWS_AHEAD", "ROW_BLOCK", "S2_AHEAD_ROWS", "depthwise_3x3_s2_channels_first",
+           "depthwise_channels_first", "depthwise_rows_channels_first", "narrow_blocks",
+           "rows_apply", "s2_applies"]
 
 #: Planes one parallel task computes (its two plane buffers are allocated once).
 PLANES_PER_TASK = 8
@@ -344,6 +349,148 @@ def _row_block(padded, i, pitch, dw, w_flat, w0, dst, bias, rows, cols):
     store16(out, at + U(3) * step, a3)
 
 
+#: Row counts of the register blocks of a narrow plane (:func:`_narrow_plane`): a plane
+#: is cut into blocks of 7 and 4 rows (:func:`narrow_blocks`), so that 14 rows are two
+#: blocks, 8 two of 4 and 10 one of each.
+NARROW_BLOCKS = (7, 4)
+#: The tallest kernel whose narrow planes take blocks of 7 rows: with taller ones
+#: LLVM keeps more input vectors live than there are registers (measured, 7x7 on
+#: 8 x 8 and 7 x 7 planes: ...).
+MAX_TALL_KERNEL = 3
+
+
+@inlined
+def narrow_blocks(h_out, kh_size):
+    """How many of a narrow plane's register blocks have 7 rows, the others 4: the cut that
+    computes the fewest rows (the last block may overlap the one before it), and of those
+    the one with the fewest blocks; none for a kernel taller than :data:`MAX_TALL_KERNEL`."""
+    if kh_size > MAX_TALL_KERNEL:
+        return 0
+    tall, short = NARROW_BLOCKS
+    best, best_rows, best_count = 0, -1, 0
+    for sevens in range(-(-h_out // tall) + 1):
+        fours = -(-max(h_out - tall * sevens, 0) // short)
+        rows, count = tall * sevens + short * fours, sevens + fours
+        if best_rows < 0 or rows < best_rows or (rows == best_rows and count < best_count):
+            best, best_rows, best_count = sevens, rows, count
+    return best
+
+
+@inlined
+def _input_vector(x_flat, zeros, first_row, top, t, in_hw, shift, w_out):
+    """Input row ``top + t`` of a plane (``first_row`` the offset of row ``top``) from column
+    ``shift`` on, as output lanes: lane ``j`` holds column ``j + shift``, or zero where that
+    lies on the padding or past ``W_out``.
+
+    A row outside the input is read from ``zeros`` (``W_in`` of them, read at
+    the same columns): a scalar choice of the address, and the lanes' mask
+    stays the same for every row. ``t * W_in`` (``t`` a constant) is the same
+    for every block, computed once.
+    """
+    h_in, w_in = in_hw
+    # One unsigned comparison tells both sides.
+    return load16_window(x_flat, first_row + t * w_in, zeros, 0, U(top + t) < U(h_in), shift,
+                         max(-shift, 0), min(w_out, w_in - shift))
+
+
+@inlined
+def _narrow_tap_row(kh, sums, x_flat, zeros, plane_in, top, in_hw, w_out, dw, pw, w_flat, w0,
+                    cols):
+    """``sums`` (a block's rows' vectors; its first row's kernel row 0 reads input row
+    ``top``) plus the taps of kernel row ``kh`` (a constant).
+
+    The loops have constant lengths and LLVM unrolls them. As in
+    :func:`_tap_row`, row ``r`` in kernel row ``kh`` reads the input row that
+    row ``r + 1`` reads in kernel row ``kh - 1``: the same masked load,
+    which LLVM loads once.
+    """
+    for kw in range(len(cols)):
+        wv = splat16(w_flat[w0 + U(kh * len(cols) + kw)])
+        shift = kw * dw - pw
+        for r in range(len(sums)):
+            row = _input_vector(x_flat, zeros, plane_in + top * in_hw[1], top, kh + r, in_hw,
+                                shift, w_out)
+            sums = tuple_setitem(sums, r, fma16(row, wv, sums[r]))
+    return sums
+
+
+@inlined
+def _narrow_block(x_flat, zeros, plane_in, in_hw, w_flat, w0, sums, out_flat, plane_out, oh,
+                  out_hw, pad, dw, rows, cols):
+    """Output rows ``oh ... oh + len(sums) - 1`` of a narrow plane, from the bias vectors
+    ``sums``: every tap in (kh, kw) order, then the stores.
+
+    Each kernel row is one call (a loop over them, 49 taps for 7x7, was
+    left rolled by LLVM in :func:`_row_block`). A row's whole-vector store
+    writes its lanes past ``W_out`` on the rows after, which are stored
+    later (rows go in increasing order, a block overlapping the one before
+    included); near the plane's end a row is a masked store, so nothing
+    lands outside the plane (perhaps another task's), and rows past it (in
+    a plane shorter than the block) are not stored.
+    """
+    h_out, w_out = out_hw
+    ph, pw = pad
+    top = oh - ph
+    sums = _narrow_tap_row(0, sums, x_flat, zeros, plane_in, top, in_hw, w_out, dw, pw, w_flat,
+                           w0, cols)
+    if len(rows) > 1:
+        sums = _narrow_tap_row(1, sums, x_flat, zeros, plane_in, top, in_hw, w_out, dw, pw,
+                               w_flat, w0, cols)
+    if len(rows) > 2:
+        sums = _narrow_tap_row(2, sums, x_flat, zeros, plane_in, top, in_hw, w_out, dw, pw,
+                               w_flat, w0, cols)
+    if len(rows) > 3:
+        sums = _narrow_tap_row(3, sums, x_flat, zeros, plane_in, top, in_hw, w_out, dw, pw,
+                               w_flat, w0, cols)
+    if len(rows) > 4:
+        sums = _narrow_tap_row(4, sums, x_flat, zeros, plane_in, top, in_hw, w_out, dw, pw,
+                               w_flat, w0, cols)
+    if len(rows) > 5:
+        sums = _narrow_tap_row(5, sums, x_flat, zeros, plane_in, top, in_hw, w_out, dw, pw,
+                               w_flat, w0, cols)
+    if len(rows) > 6:
+        sums = _narrow_tap_row(6, sums, x_flat, zeros, plane_in, top, in_hw, w_out, dw, pw,
+                               w_flat, w0, cols)
+    at, step = plane_out + U(oh * w_out), U(w_out)
+    if (oh + len(sums) - 1) * w_out + LANES <= h_out * w_out:
+        # Every row's whole vector ends inside the plane.
+        for r in range(len(sums)):
+            store16(out_flat, at + U(r) * step, sums[r])
+    else:
+        for r in range(len(sums)):
+            if oh + r < h_out:
+                if (oh + r) * w_out + LANES <= h_out * w_out:
+                    store16(out_flat, at + U(r) * step, sums[r])
+                else:
+                    store16_first(out_flat, at + U(r) * step, sums[r], w_out)
+
+
+@inlined
+def _narrow_plane(x_flat, zeros, plane_in, in_hw, w_flat, w0, bias, out_flat, plane_out,
+                  out_hw, pad, dw, rows, cols, sevens):
+    """One plane of an output narrower than a vector (``W_out < 16``), straight from the input.
+
+    Every output row is one vector. ``sevens`` blocks of 7 rows and then
+    blocks of 4 (:func:`narrow_blocks`; the last one ends at the plane's
+    last row, overlapping the one before it: the same values, stored twice)
+    keep their sums in registers over every tap (bias, then the taps in
+    (kh, kw) order), and the input rows come in by masked loads
+    (:func:`._simd.load16_window`) whose zero lanes are the padding: no
+    plane buffer to fill, no flat output to copy out.
+    """
+    h_out = out_hw[0]
+    tall, short = NARROW_BLOCKS
+    for block in range(sevens):
+        _narrow_block(x_flat, zeros, plane_in, in_hw, w_flat, w0,
+                      (bias, bias, bias, bias, bias, bias, bias), out_flat, plane_out,
+                      max(min(block * tall, h_out - tall), 0), out_hw, pad, dw, rows, cols)
+    for block in range(-(-max(h_out - sevens * tall, 0) // short)):
+        _narrow_block(x_flat, zeros, plane_in, in_hw, w_flat, w0, (bias, bias, bias, bias),
+                      out_flat, plane_out, max(min(sevens * tall + block * short,
+                                                   h_out - short), 0),
+                      out_hw, pad, dw, rows, cols)
+
+
 @jit(parallel=True)
 def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
     """Depthwise convolution (any multiplier) of 2-D channels_first float32 data, stride 1,
@@ -371,11 +518,13 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
     1.15; 4 to 16 rows ahead alike). A smaller output goes through the flat buffer, whose rows'
     vectors may run past ``W_out`` into the next flat row (the same values,
     computed by the same expression), and whose rows past ``H_out`` (the
-    last block's) read zeros and are dropped. A padded row that fits one vector
-    (``dw3x3_14``) is given a pitch of exactly 16, a literal: with a run-time
-    pitch LLVM keeps each of the block's 22 addresses in its own register,
-    spilled to the stack (measured, dw3x3_14 kernel alone, same buffers:
-    0.20 against 0.30-0.35 ms).
+    last block's) read zeros and are dropped. An output narrower than a
+    vector (``dw3x3_14``) reads the input itself, one vector a row, in blocks
+    of 7 or 4 rows (:func:`_narrow_plane`): measured, kernel alone, 2
+    threads, Zen 4, alternating processes, dw3x3_14 96-97 us against 130-132
+    with the plane buffer, 16-lane rows of a literal pitch of 16 and the flat
+    output; 7 x 7 planes (8 x 960 channels, 3x3) 141-143 against 217-219;
+    8 x 8 planes (8 x 256) 3x3 44-45 against 60-62, 7x7 145 against 155-157.
     """
     n_batch, c_in = x.shape[0], x.shape[1]
     c_out, _, _, kh_size, kw_size = w.shape
@@ -384,10 +533,10 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
     dw = U(dilation[2])
     ph, pw = pad[1], pad[2]
     x_flat, w_flat, out_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
-    # A padded row that fits one vector gets exactly one, so the pitch is a
-    # literal in the block loop below.
-    narrow = w_out + (kw_size - 1) * dilation[2] <= LANES
-    pitch = LANES if narrow else w_out + (kw_size - 1) * dilation[2]
+    # Rows narrower than a vector read the input straight (_narrow_plane).
+    narrow = w_out < LANES
+    sevens = narrow_blocks(h_out, kh_size)
+    pitch = w_out + (kw_size - 1) * dilation[2]
     blocks = (h_out + ROW_BLOCK - 1) // ROW_BLOCK
     vectors = (w_out + LANES - 1) // LANES
     # Outputs at least a block tall and a vector wide are stored in place;
@@ -404,24 +553,28 @@ def depthwise_rows_channels_first(x, w, bias, out, dilation, pad, rows, cols):
     size = U(x_flat.size)
     for task in prange((planes + PLANES_PER_TASK - 1) // PLANES_PER_TASK):
         wide_vectors()
-        padded = aligned_buffer(h_pad * pitch + LANES, x_flat)
+        # Narrow planes need neither buffer, only a zero row.
+        padded = aligned_buffer(w_in if narrow else h_pad * pitch + LANES, x_flat)
         padded[:] = 0
-        flat = aligned_buffer((blocks * ROW_BLOCK + 1) * pitch + LANES, out_flat)
+        flat = aligned_buffer(1 if narrow else (blocks * ROW_BLOCK + 1) * pitch + LANES,
+                              out_flat)
         for plane in range(task * PLANES_PER_TASK, min((task + 1) * PLANES_PER_TASK, planes)):
             o = plane % c_out
-            plane_in = U(((plane // c_out) * c_in + o // multiplier) * h_in * w_in)
+            first_in = ((plane // c_out) * c_in + o // multiplier) * h_in * w_in
+            plane_in = U(first_in)
             w0 = U(o * kh_size * kw_size)
             b = splat16(bias[o])
             plane_out = U(plane * h_out * w_out)
+            if narrow:
+                _narrow_plane(x_flat, padded, first_in, (h_in, w_in), w_flat, w0, b, out_flat,
+                              plane_out, (h_out, w_out), (ph, pw), dilation[2], rows, cols,
+                              sevens)
+                continue
             if not streaming:
                 _fill_rows(padded, pitch, (ph, pw), x_flat, plane_in, h_in, w_in, 0, h_pad)
             filled = 0
             for block in range(blocks):
-                if narrow:
-                    i = U(block * ROW_BLOCK * LANES)
-                    _row_block(padded, i, U(LANES), dw, w_flat, w0, (flat, i, U(LANES)), b,
-                               rows, cols)
-                elif in_place:
+                if in_place:
                     # The last block and each row's last vector end at the output's
                     # edge, overlapping their neighbours (same values, stored twice).
                     oh = min(block * ROW_BLOCK, h_out - ROW_BLOCK)

@@ -40,7 +40,7 @@ from numba.extending import overload
 
 from ._common import U, aligned_buffer
 from ._jit import inlined, jit
-from ._simd import LANES, fma16, load4, load16, put16, store16, stream_fence, streams
+from ._simd import LANES, copy_run, fma16, load4, load16, put16, store16, stream_fence, streams
 from ._vector_width import REGISTER_VECTORS, wide_vectors
 
 __all__ = ["DEPTHWISE_LANES", "DEPTHWISE_PIXELS", "OUTPUT_BLOCK", "PIXEL_BLOCK", "STRIP_BLOCKS",
@@ -295,8 +295,8 @@ def _gather_rows(x_flat, x_dims, n, top, rows, left, span, groups, c_group, wind
                     continue
                 pixel = U(((n * h_in + iy) * w_in + ix) * c_in + g0 * c_group)
                 if c_group == 1:
-                    for g in range(valid):
-                        window[at + g] = x_flat[pixel + g]
+                    # 16 at a time: LLVM's loop copies runs this short one value at a time.
+                    copy_run(window, at, x_flat, pixel, valid)
                 elif c_group == 4:
                     # A constant stride: LLVM loads 4 interleaved channels as vectors.
                     for g in range(valid):

@@ -353,9 +353,11 @@ def _row_block(padded, i, pitch, dw, w_flat, w0, dst, bias, rows, cols):
 #: is cut into blocks of 7 and 4 rows (:func:`narrow_blocks`), so that 14 rows are two
 #: blocks, 8 two of 4 and 10 one of each.
 NARROW_BLOCKS = (7, 4)
-#: The tallest kernel whose narrow planes take blocks of 7 rows: with taller ones
-#: LLVM keeps more input vectors live than there are registers (measured, 7x7 on
-#: 8 x 8 and 7 x 7 planes: ...).
+#: The tallest kernel whose narrow planes take blocks of 7 rows. With a 7x7 kernel a
+#: 7-row block keeps more input vectors live than there are registers (199 vector
+#: spills in its asm): measured, kernel alone, 2 threads, Zen 4, 8 x 768 planes of
+#: 7 x 7, two blocks of 4 rows 435-442 us against 481-575 for one of 7; 8 x 96 planes
+#: of 10 x 10, 80-83 against 90-98 us.
 MAX_TALL_KERNEL = 3
 
 
